@@ -59,13 +59,25 @@ func TrustPolicy(oidcProviderARN, namespace, serviceAccount string, optFns ...fu
 	if o.Audience == "" || strings.ContainsAny(o.Audience, " \"") {
 		return nil, fmt.Errorf("irsa: invalid audience %q", o.Audience)
 	}
-	doc := map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{map[string]any{
-			"Effect":    "Allow",
-			"Principal": map[string]any{"Federated": oidcProviderARN},
-			"Action":    "sts:AssumeRoleWithWebIdentity",
-			"Condition": map[string]any{"StringEquals": map[string]string{
+	type principal struct {
+		Federated string `json:"Federated"`
+	}
+	type statement struct {
+		Effect    string                       `json:"Effect"`
+		Principal principal                    `json:"Principal"`
+		Action    string                       `json:"Action"`
+		Condition map[string]map[string]string `json:"Condition"`
+	}
+	doc := struct {
+		Version   string      `json:"Version"`
+		Statement []statement `json:"Statement"`
+	}{
+		Version: "2012-10-17",
+		Statement: []statement{{
+			Effect:    "Allow",
+			Principal: principal{Federated: oidcProviderARN},
+			Action:    "sts:AssumeRoleWithWebIdentity",
+			Condition: map[string]map[string]string{"StringEquals": {
 				issuer + ":sub": "system:serviceaccount:" + namespace + ":" + serviceAccount,
 				issuer + ":aud": o.Audience,
 			}},

@@ -1,0 +1,71 @@
+package irsa_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/irsakit/irsakit/irsa"
+)
+
+func ExampleLoad() {
+	ctx := context.Background()
+	sess, err := irsa.Load(ctx)
+	if errors.Is(err, irsa.ErrNodeRole) {
+		log.Fatal(err) // the service account lacks eks.amazonaws.com/role-arn
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := s3.NewFromConfig(sess.Config())
+	_ = client
+}
+
+func ExampleDetect() {
+	env := irsa.Detect(func(k string) string {
+		return map[string]string{
+			"KUBERNETES_SERVICE_HOST": "10.100.0.1",
+			"AWS_REGION":              "us-east-1",
+			"AWS_ROLE_ARN":            "arn:aws:iam::111122223333:role/mcp-server-role",
+		}[k]
+	})
+	fmt.Println(env.Mode, env.InPod, env.Region)
+	for _, p := range env.Problems {
+		fmt.Println(p.Var+":", p.Message)
+	}
+	// Output:
+	// instance-role true us-east-1
+	// AWS_WEB_IDENTITY_TOKEN_FILE: AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not
+	// AWS_ROLE_ARN: no IRSA or Pod Identity environment in this pod: the SDK would fall back to the node's instance role
+}
+
+func ExampleTrustPolicy() {
+	provider, _ := irsa.OIDCProviderARN("aws", "111122223333", "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE")
+	doc, err := irsa.TrustPolicy(provider, "mcp", "mcp-server")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(doc))
+	// Output:
+	// {
+	//   "Version": "2012-10-17",
+	//   "Statement": [
+	//     {
+	//       "Effect": "Allow",
+	//       "Principal": {
+	//         "Federated": "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
+	//       },
+	//       "Action": "sts:AssumeRoleWithWebIdentity",
+	//       "Condition": {
+	//         "StringEquals": {
+	//           "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE:aud": "sts.amazonaws.com",
+	//           "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE:sub": "system:serviceaccount:mcp:mcp-server"
+	//         }
+	//       }
+	//     }
+	//   ]
+	// }
+}
