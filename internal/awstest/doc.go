@@ -1,0 +1,35 @@
+// Package awstest wires the local AWS stand-ins into one IRSA environment
+// for tests, benchmarks and irsactl sandbox: an EKS-like OIDC issuer
+// (package oidc, https on a loopback port) registered as an IAM OIDC
+// provider, a role whose trust policy is the one the EKS guides give
+// (federated provider, sts:AssumeRoleWithWebIdentity, StringEquals on the
+// issuer's :sub and :aud), the STS stand-in (package sts), the mini-IAM
+// (package iam), the credentials registry every stand-in checks signatures
+// with (package sigv4), and a projected service-account token file.
+//
+// # Usage
+//
+//	func TestSomething(t *testing.T) {
+//		env := awstest.Start(t) // closed when t ends
+//		env.Setenv(t)           // AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ENDPOINT_URL_STS, AWS_REGION, ...
+//		cfg, err := config.LoadDefaultConfig(ctx)
+//		// cfg's credentials come from the STS stand-in through the real SDK chain.
+//		_ = env.STS.Calls("AssumeRoleWithWebIdentity")
+//	}
+//
+// Parallel tests, which cannot change the environment, use [Env.Config];
+// code that only needs signing credentials uses [Env.SessionCredentials];
+// child processes get [Env.Environ].
+//
+// # Errors
+//
+// [New] returns errors prefixed "awstest: "; [Start] fails the test with
+// them. The stand-ins answer with AWS's error codes, see packages sts and
+// oidc.
+//
+// # IAM permissions
+//
+// The role starts with no identity policy but [Options.RolePolicies];
+// [Env.AttachPolicy] adds more. Stand-ins of other services authorise with
+// Env.IAM.Authorize(roleARN, action, resource).
+package awstest
