@@ -1,0 +1,66 @@
+// Package rdsauth connects to Amazon RDS and Aurora PostgreSQL with IAM
+// database authentication: it mints the SigV4-presigned tokens RDS accepts
+// as passwords, caches them, and hands them to pgx v5 pools and
+// database/sql through pgx's own hooks.
+//
+// A token is valid for 15 minutes and only as long as the credentials that
+// signed it. A [TokenSource] caches one token per (host, port, user,
+// region) and reuses it until the earlier of those two ends, minus
+// [Options.Margin]; it refreshes early with jitter, mints once however many
+// connections open at once, and keeps serving a still-valid token if a
+// refresh fails. A cache hit takes no lock and allocates nothing.
+//
+// # Usage
+//
+// With a pgx pool (session is an *irsa.Session, or use any aws.Config):
+//
+//	pool, err := rdsauth.NewPool(ctx,
+//		"host=mydb.abc123xyz.us-east-1.rds.amazonaws.com port=5432 user=app dbname=app sslmode=verify-full",
+//		session.Config(),
+//		func(o *rdsauth.Options) { o.RootCAFile = "/etc/rds/global-bundle.pem" })
+//
+// To keep building the pool yourself, call [ConfigurePool] on a
+// pgxpool.Config, or set pgxpool.Config.BeforeConnect to [BeforeConnect]
+// of a [TokenSource]. For database/sql, [OpenDB] does the same through
+// pgx/v5/stdlib. For another driver, [TokenSource.Token] returns the
+// password; [Token.Value] is the string to send.
+//
+// Each connection attempt gets the token of the host:port it dials, so a
+// multi-host connection string ("host=a,b port=5432,5432") or a failover
+// target works. The database user must exist with the rds_iam role
+// (GRANT rds_iam TO app).
+//
+// TLS is required: a connection string with sslmode disable, allow or
+// prefer (the libpq default) is refused unless [Options.AllowInsecure].
+// Pools get a [Options.MaxConnLifetime] of 10 minutes by default;
+// established connections are not affected by a token's expiry.
+//
+// # Errors
+//
+// Configuration mistakes fail early with sentinels to test with errors.Is:
+// [ErrMissingPort] (the classic cause of "PAM authentication failed": a
+// token signed for the host without its port), [ErrInvalidEndpoint],
+// [ErrNoRegion], [ErrRegionMismatch], [ErrInvalidRegion],
+// [ErrInsecureTransport], [ErrNoCredentials], [ErrInvalidUser],
+// [ErrInvalidPolicyInput]. At run time [ErrCredentialsExpired] means the
+// credentials provider handed out expired credentials, and credential
+// errors from the SDK (smithy.APIError) stay reachable with errors.As.
+//
+// A refused token appears as a *pgconn.PgError with SQLSTATE 28000 and
+// "PAM authentication failed for user". The hook then invalidates the
+// token and tries that host once more with a freshly minted one, within
+// the same connect; it never loops. Errors and log records never contain a
+// token: [Token] prints redacted with fmt and slog.
+//
+// # IAM permissions
+//
+// The role needs rds-db:connect on the database user:
+//
+//	arn:aws:rds-db:REGION:ACCOUNT:dbuser:DbiResourceId/USER
+//
+// for an instance (DbiResourceId looks like db-ABCDEFGHIJKLMNOPQRSTUVWXY0),
+// or the cluster resource id (cluster-…) for Aurora, or the proxy's id
+// (prx-…) for RDS Proxy. [Policy] writes that policy. Minting needs no API
+// call: tokens are signed locally, so the only AWS traffic is the
+// credentials provider's (one STS call per credential lifetime with IRSA).
+package rdsauth
