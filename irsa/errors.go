@@ -94,8 +94,12 @@ func explainWebIdentity(err error, roleARN string, c Claims) error {
 		switch ce.Code {
 		case "AccessDenied":
 			ce.Reason = ErrTrustPolicy
+			provider := "arn:aws:iam::ACCOUNT:oidc-provider/" + issuerHost
+			if a, err := ParseARN(roleARN); err == nil {
+				provider = "arn:" + a.Partition + ":iam::" + a.AccountID + ":oidc-provider/" + issuerHost
+			}
 			ce.Fix = fmt.Sprintf("the trust policy of %s must allow sts:AssumeRoleWithWebIdentity for Federated %q with StringEquals %q = %q and %q = %q (irsactl policy trust prints it)",
-				roleARN, "arn:aws:iam::ACCOUNT:oidc-provider/"+issuerHost, issuerHost+":sub", c.Subject, issuerHost+":aud", DefaultAudience)
+				roleARN, provider, issuerHost+":sub", c.Subject, issuerHost+":aud", DefaultAudience)
 		case "InvalidIdentityToken":
 			switch {
 			case strings.Contains(msg, "No OpenIDConnect provider"):

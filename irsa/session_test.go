@@ -265,6 +265,9 @@ func TestSTSRefusalsExplained(t *testing.T) {
 			if ce.RoleARN != env.RoleARN {
 				t.Fatalf("error names role %q", ce.RoleARN)
 			}
+			if errors.Is(err, irsa.ErrTrustPolicy) && !strings.Contains(err.Error(), env.ProviderARN) {
+				t.Fatalf("trust-policy fix does not name the provider %s: %v", env.ProviderARN, err)
+			}
 		})
 	}
 }
