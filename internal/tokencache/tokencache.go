@@ -161,6 +161,8 @@ func (c *Cache[T]) slow(ctx context.Context) (T, error) {
 // Invalidate drops the current value: the next Get fetches a new one. Use it
 // when a server has rejected the value.
 func (c *Cache[T]) Invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if e := c.cur.Swap(nil); e != nil {
 		e.stop()
 	}
@@ -178,6 +180,8 @@ func (c *Cache[T]) Fetches() int64 { return c.fetches.Load() }
 // Close stops the cache's timers. Get returns ErrClosed afterwards.
 func (c *Cache[T]) Close() error {
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		c.closed.Store(true)
 		if e := c.cur.Swap(nil); e != nil {
 			e.stop()
@@ -186,12 +190,20 @@ func (c *Cache[T]) Close() error {
 	return nil
 }
 
-// start returns the fetch in flight, starting one if there is none.
+// start returns the fetch in flight, starting one if there is none. A
+// value stored since the caller looked (by a fetch that finished in
+// between) is returned as an already completed call, so a late caller
+// neither mints again nor receives a value that was invalidated meanwhile.
 func (c *Cache[T]) start(ctx context.Context) *call[T] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.inflight != nil {
 		return c.inflight
+	}
+	if e := c.cur.Load(); e != nil && !e.stale.Load() {
+		cl := &call[T]{done: make(chan struct{}), val: e.val}
+		close(cl.done)
+		return cl
 	}
 	cl := &call[T]{done: make(chan struct{})}
 	c.inflight = cl
@@ -206,23 +218,23 @@ func (c *Cache[T]) start(ctx context.Context) *call[T] {
 
 func (c *Cache[T]) run(ctx context.Context, cl *call[T]) {
 	val, expires, err := c.fetch(ctx)
+	// Storing and retiring the call happen under one lock, so no caller
+	// can find a finished call still registered as in flight.
+	c.mu.Lock()
 	if err == nil {
 		err = c.store(val, expires)
 	}
+	c.inflight = nil
+	c.mu.Unlock()
 	if err != nil {
 		c.retryAt.Store(c.clk.Now().Add(c.opts.RetryBackoff).UnixNano())
 		if c.opts.OnError != nil {
 			c.opts.OnError(err)
 		}
-	}
-	if err != nil {
 		var zero T
 		val = zero
 	}
 	cl.val, cl.err = val, err
-	c.mu.Lock()
-	c.inflight = nil
-	c.mu.Unlock()
 	close(cl.done)
 	if f := c.onRefresh.Load(); err == nil && f != nil {
 		(*f)(val)

@@ -224,3 +224,47 @@ func BenchmarkHit(b *testing.B) {
 		}
 	})
 }
+
+// A caller that misses just as a fetch completes must take the stored value,
+// not start a second fetch; and after Invalidate no caller may receive the
+// invalidated value. Repeated to give the race a chance.
+func TestNoSecondFetchAfterCompletion(t *testing.T) {
+	for round := 0; round < 200; round++ {
+		clk := clock.NewFake(t0)
+		var n atomic.Int64
+		c := tokencache.New(func(context.Context) (int64, time.Time, error) {
+			return n.Add(1), clk.Now().Add(15 * time.Minute), nil
+		}, func(o *tokencache.Options) { o.Clock = clk })
+		var wg sync.WaitGroup
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.Get(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if got := c.Fetches(); got != 1 {
+			t.Fatalf("round %d: %d fetches for one cold storm", round, got)
+		}
+		bad, _ := c.Get(context.Background())
+		c.Invalidate()
+		var seenBad atomic.Bool
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if v, _ := c.Get(context.Background()); v == bad {
+					seenBad.Store(true)
+				}
+			}()
+		}
+		wg.Wait()
+		if seenBad.Load() {
+			t.Fatalf("round %d: invalidated value served", round)
+		}
+		c.Close()
+	}
+}
