@@ -48,8 +48,9 @@ type Options struct {
 	// RefreshBefore, so a fleet of pods does not refresh in lock step.
 	// Default 0.5; negative means none.
 	JitterFrac float64
-	// RetryBackoff is the pause after a failed early refresh before the next
-	// attempt, while the old value is still being served. Default 5 s.
+	// RetryBackoff is the pause between the starts of two early-refresh
+	// attempts after one failed, while the old value is still being
+	// served. Default 5 s.
 	RetryBackoff time.Duration
 	// FetchTimeout bounds one fetch, whose context is detached from callers.
 	// Default 30 s.
@@ -209,14 +210,15 @@ func (c *Cache[T]) start(ctx context.Context) *call[T] {
 	c.inflight = cl
 	c.fetches.Add(1)
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FetchTimeout)
+	startedAt := c.clk.Now()
 	go func() {
 		defer cancel()
-		c.run(fctx, cl)
+		c.run(fctx, cl, startedAt)
 	}()
 	return cl
 }
 
-func (c *Cache[T]) run(ctx context.Context, cl *call[T]) {
+func (c *Cache[T]) run(ctx context.Context, cl *call[T], startedAt time.Time) {
 	val, expires, err := c.fetch(ctx)
 	// Storing and retiring the call happen under one lock, so no caller
 	// can find a finished call still registered as in flight.
@@ -224,10 +226,13 @@ func (c *Cache[T]) run(ctx context.Context, cl *call[T]) {
 	if err == nil {
 		err = c.store(val, expires)
 	}
+	if err != nil {
+		// The back-off counts from the failed attempt's start.
+		c.retryAt.Store(startedAt.Add(c.opts.RetryBackoff).UnixNano())
+	}
 	c.inflight = nil
 	c.mu.Unlock()
 	if err != nil {
-		c.retryAt.Store(c.clk.Now().Add(c.opts.RetryBackoff).UnixNano())
 		if c.opts.OnError != nil {
 			c.opts.OnError(err)
 		}

@@ -1,0 +1,83 @@
+// Package elasticacheauth connects go-redis v9 to Amazon ElastiCache
+// (Valkey / Redis OSS 7+) and MemoryDB with IAM authentication: it mints
+// the SigV4-presigned tokens ElastiCache accepts as AUTH/HELLO passwords,
+// caches them, and re-authenticates live connections before ElastiCache
+// closes them 12 hours after their last authentication.
+//
+// A token is a SigV4 presigned GET http://CACHENAME/?Action=connect&User=USERID
+// (plus ResourceType=ServerlessCache for serverless caches) signed for the
+// service elasticache (memorydb for MemoryDB) and the cache's region with
+// X-Amz-Expires=900, without its "http://". CACHENAME is the replication
+// group id or serverless cache name, not the endpoint host;
+// [ParseEndpoint] derives it from an endpoint name.
+//
+// # Usage
+//
+// With a session from package irsa (or any aws.Config):
+//
+//	rdb, err := elasticacheauth.NewClient(ctx,
+//		"master.orders.abc123.use1.cache.amazonaws.com:6379", "", "app-user",
+//		session.Config())
+//	if err != nil { ... }
+//	defer rdb.Close()
+//	err = rdb.Set(ctx, "k", "v", 0).Err()
+//
+// [NewClient] (cluster mode disabled) and [NewClusterClient] (configuration
+// endpoints and serverless caches) derive the cache name, region and
+// serverless flag from the endpoint name, use TLS (opt out only with
+// ClientOptions.DisableTLS), authenticate as the user id, push a current
+// token to every live connection every 15 minutes through a
+// [StreamingCredentialsProvider], and drop a token the server refused with
+// WRONGPASS so the next connection attempt mints a fresh one
+// ([InvalidateOnWrongPass]).
+//
+// To configure go-redis yourself, hand it the hook types it defines:
+//
+//	src, err := elasticacheauth.NewTokenSource("orders", "app-user", cfg.Credentials,
+//		func(o *elasticacheauth.Options) { o.Region = "us-east-1" })
+//	scp := elasticacheauth.NewStreamingCredentialsProvider(src)
+//	rdb := redis.NewClient(&redis.Options{
+//		Addr:                         addr,
+//		TLSConfig:                    &tls.Config{MinVersion: tls.VersionTLS12},
+//		StreamingCredentialsProvider: scp, // or CredentialsProviderContext: elasticacheauth.CredentialsProviderContext(src)
+//	})
+//	rdb.AddHook(elasticacheauth.InvalidateOnWrongPass(src))
+//
+// A [TokenSource] mints at most once per cache window however many
+// connections open at once: a hit is one atomic load; concurrent misses
+// share one mint; a token is refreshed early with jitter, never served
+// within a minute of its own or its credentials' expiry, and a failed
+// refresh keeps serving the still-valid token. Tokens print redacted
+// ([Token]); [Token.Value] is the only way to the secret.
+//
+// # Errors
+//
+// Constructors fail with errors wrapping one of the sentinels
+// ([ErrInvalidCacheName], [ErrInvalidUser], [ErrNoRegion],
+// [ErrNoCredentials], [ErrInvalidEndpoint], [ErrCacheNameMismatch],
+// [ErrServerlessNeedsCluster], [ErrInvalidOptions]); minting fails with
+// the credentials provider's error wrapped, or [ErrCredentialsExpired];
+// [ErrClosed] after Close. A refused token reaches the caller as go-redis's
+// error for the command ("WRONGPASS invalid username-password pair or user
+// is disabled."), which usually means the role lacks elasticache:Connect on
+// the cache or the user, the user is not IAM-enabled, or the cache name or
+// region is wrong.
+//
+// # IAM permissions
+//
+// The identity needs elasticache:Connect on both the cache and the user
+// (memorydb:Connect on the cluster and user for MemoryDB):
+//
+//	{
+//	  "Effect": "Allow",
+//	  "Action": "elasticache:Connect",
+//	  "Resource": [
+//	    "arn:aws:elasticache:REGION:ACCOUNT:replicationgroup:CACHENAME",
+//	    "arn:aws:elasticache:REGION:ACCOUNT:user:USERID"
+//	  ]
+//	}
+//
+// with serverlesscache:CACHENAME in place of replicationgroup:CACHENAME for a
+// serverless cache. The ElastiCache user must have authentication mode IAM,
+// and its user id must equal its user name.
+package elasticacheauth

@@ -1,0 +1,117 @@
+package elasticacheauth
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+)
+
+// Token is an ElastiCache (or MemoryDB) IAM authentication token: the
+// password of one user for one cache, valid until [Token.Expires]. Printing
+// it with fmt (any verb, %#v included) or slog shows only a redacted form;
+// [Token.Value] is the only way to the password itself.
+type Token struct {
+	value string
+	*tokenInfo
+}
+
+// tokenInfo is a token's description, behind a pointer so that handing a
+// Token out of the cache copies two words, not the whole description.
+type tokenInfo struct {
+	cacheName  string
+	user       string
+	region     string
+	service    string
+	serverless bool
+	expires    time.Time
+	signedAt   time.Time
+	mintedAt   time.Time
+	serial     uint64
+}
+
+var noInfo = &tokenInfo{}
+
+func (t Token) info() *tokenInfo {
+	if t.tokenInfo == nil {
+		return noInfo
+	}
+	return t.tokenInfo
+}
+
+// Value returns the token itself, the password for AUTH/HELLO. Never log it.
+func (t Token) Value() string { return t.value }
+
+// CacheName returns the replication group id, serverless cache name or
+// MemoryDB cluster name the token is signed for (its host).
+func (t Token) CacheName() string { return t.info().cacheName }
+
+// User returns the user id the token authenticates.
+func (t Token) User() string { return t.info().user }
+
+// Region returns the region the token is signed for.
+func (t Token) Region() string { return t.info().region }
+
+// Serverless reports whether the token carries ResourceType=ServerlessCache.
+func (t Token) Serverless() bool { return t.info().serverless }
+
+// Expires returns when the token stops being accepted: the earlier of 15
+// minutes after signing and the signing credentials' expiry.
+func (t Token) Expires() time.Time { return t.info().expires }
+
+// SignedAt returns the token's signing time (its X-Amz-Date).
+func (t Token) SignedAt() time.Time { return t.info().signedAt }
+
+// IsZero reports whether t is the zero Token.
+func (t Token) IsZero() bool { return t.value == "" }
+
+const redacted = "REDACTED"
+
+// String returns a redacted description of the token.
+func (t Token) String() string {
+	if t.IsZero() {
+		return "elasticacheauth.Token(none)"
+	}
+	i := t.info()
+	kind := ""
+	if i.serverless {
+		kind = " serverless"
+	}
+	return "elasticacheauth.Token(" + i.user + "@" + i.cacheName + kind + " " + i.service + " " + i.region + " " + redacted + ")"
+}
+
+// GoString returns the redacted description for %#v.
+func (t Token) GoString() string { return t.String() }
+
+// Format writes the redacted description for every verb and flag.
+func (t Token) Format(f fmt.State, verb rune) {
+	s := t.String()
+	if verb == 'q' {
+		s = strconv.Quote(s)
+	}
+	f.Write([]byte(s))
+}
+
+// LogValue implements slog.LogValuer with a redacted group.
+func (t Token) LogValue() slog.Value {
+	if t.IsZero() {
+		return slog.StringValue("none")
+	}
+	i := t.info()
+	return slog.GroupValue(
+		slog.String("user", i.user),
+		slog.String("cache", i.cacheName),
+		slog.String("service", i.service),
+		slog.String("region", i.region),
+		slog.Bool("serverless", i.serverless),
+		slog.Time("expires", i.expires),
+		slog.String("value", redacted),
+	)
+}
+
+var (
+	_ fmt.Stringer   = Token{}
+	_ fmt.GoStringer = Token{}
+	_ fmt.Formatter  = Token{}
+	_ slog.LogValuer = Token{}
+)
