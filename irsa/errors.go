@@ -110,7 +110,8 @@ func explainWebIdentity(err error, roleARN string, c Claims) error {
 				ce.Fix = fmt.Sprintf("the token audience %q must be a client ID of the IAM OIDC provider (normally %s)", c.Audience, DefaultAudience)
 			default:
 				ce.Reason = ErrInvalidToken
-				ce.Fix = "STS could not validate the token against the cluster's OIDC keys; check that the OIDC provider belongs to this cluster"
+				ce.Fix = fmt.Sprintf("STS could not validate the token: check that the IAM OIDC provider belongs to this cluster (its issuer is %s), and that the role's trust policy admits sub %q and aud %q (AWS reports a trust-policy mismatch as AccessDenied; some STS-compatible servers report it this way)",
+					c.Issuer, c.Subject, c.Audience)
 			}
 		case "ExpiredTokenException", "ExpiredToken":
 			ce.Reason = ErrTokenExpired

@@ -1,0 +1,69 @@
+package elasticacheauth_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/irsakit/irsakit/elasticacheauth"
+	"github.com/irsakit/irsakit/internal/awstest/iam"
+	"github.com/irsakit/irsakit/internal/awstest/redisfront"
+)
+
+const policyTrust = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::111122223333:oidc-provider/x"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`
+
+// The generated policy, loaded into the stand-ins' IAM, allows exactly the
+// named users on the named cache — the two resources the front checks.
+func TestPolicyAllowsExactlyTheUser(t *testing.T) {
+	for _, serverless := range []bool{false, true} {
+		doc, err := elasticacheauth.Policy("us-east-1", "111122223333", "Orders", []string{"app"}, func(o *elasticacheauth.PolicyOptions) { o.Serverless = serverless })
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := iam.New("111122223333")
+		role := "arn:aws:iam::111122223333:role/app"
+		if err := i.PutRole(role, []byte(policyTrust), doc); err != nil {
+			t.Fatalf("IAM rejects the policy: %v\n%s", err, doc)
+		}
+		chk := redisfront.Check{Region: "us-east-1", Account: "111122223333", CacheName: "orders", Serverless: serverless}
+		allowed := func(c redisfront.Check, user string) bool {
+			return i.Authorize(role, c.Action(), c.CacheARN()) && i.Authorize(role, c.Action(), c.UserARN(user))
+		}
+		if !allowed(chk, "app") {
+			t.Fatalf("serverless=%v: policy does not allow user app:\n%s", serverless, doc)
+		}
+		if allowed(chk, "admin") {
+			t.Fatal("policy allows another user")
+		}
+		other := chk
+		other.CacheName = "payments"
+		if allowed(other, "app") {
+			t.Fatal("policy allows another cache")
+		}
+		flipped := chk
+		flipped.Serverless = !serverless
+		if allowed(flipped, "app") {
+			t.Fatal("policy allows the other cache kind")
+		}
+	}
+}
+
+func TestPolicyRejectsBadInput(t *testing.T) {
+	cases := []struct {
+		region, account, cache string
+		users                  []string
+		want                   error
+	}{
+		{"us-east-1", "111122223333", "master.orders.abc.use1.cache.amazonaws.com", []string{"app"}, elasticacheauth.ErrInvalidCacheName},
+		{"us-east-1", "111122223333", "orders", nil, elasticacheauth.ErrInvalidUser},
+		{"us-east-1", "111122223333", "orders", []string{"app*"}, elasticacheauth.ErrInvalidUser},
+		{"useast1", "111122223333", "orders", []string{"app"}, elasticacheauth.ErrNoRegion},
+	}
+	for _, c := range cases {
+		if _, err := elasticacheauth.Policy(c.region, c.account, c.cache, c.users); !errors.Is(err, c.want) {
+			t.Errorf("Policy(%q, %q, %q, %v) = %v, want %v", c.region, c.account, c.cache, c.users, err, c.want)
+		}
+	}
+	if _, err := elasticacheauth.Policy("us-east-1", "1111", "orders", []string{"app"}); err == nil {
+		t.Error("short account accepted")
+	}
+}
