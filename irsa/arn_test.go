@@ -9,8 +9,8 @@ import (
 
 func TestParseRoleARN(t *testing.T) {
 	good := map[string]string{
-		"arn:aws:iam::111122223333:role/app":                 "app",
-		"arn:aws-cn:iam::111122223333:role/path/to/app":      "app",
+		"arn:aws:iam::111122223333:role/app":                  "app",
+		"arn:aws-cn:iam::111122223333:role/path/to/app":       "app",
 		"arn:aws-us-gov:iam::111122223333:role/a.b+c=d,e@f-g": "a.b+c=d,e@f-g",
 	}
 	for in, name := range good {
@@ -20,15 +20,15 @@ func TestParseRoleARN(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"":                                       "not an ARN",
-		"arn:aws:iam::111122223333":              "not an ARN",
-		"arn:aws-iso:iam::111122223333:role/x":   "unknown partition",
-		"arn:aws:iam::11112222333:role/x":        "12 digits",
-		"arn:aws:iam::111122223333:user/x":       "not an IAM role ARN",
-		"arn:aws:sts::111122223333:role/x":       "not an IAM role ARN",
+		"":                                          "not an ARN",
+		"arn:aws:iam::111122223333":                 "not an ARN",
+		"arn:aws-iso:iam::111122223333:role/x":      "unknown partition",
+		"arn:aws:iam::11112222333:role/x":           "12 digits",
+		"arn:aws:iam::111122223333:user/x":          "not an IAM role ARN",
+		"arn:aws:sts::111122223333:role/x":          "not an IAM role ARN",
 		"arn:aws:iam:us-east-1:111122223333:role/x": "not an IAM role ARN",
-		"arn:aws:iam::111122223333:role/":        "role name",
-		"arn:aws:iam::111122223333:role/has space": "role name",
+		"arn:aws:iam::111122223333:role/":           "role name",
+		"arn:aws:iam::111122223333:role/has space":  "role name",
 	}
 	for in, says := range bad {
 		if _, _, err := irsa.ParseRoleARN(in); err == nil || !strings.Contains(err.Error(), says) {
@@ -60,7 +60,7 @@ func FuzzParseARN(f *testing.F) {
 
 func TestSanitizeSessionName(t *testing.T) {
 	cases := map[string]string{
-		"mcp-server-7d9f8c-abcde": "mcp-server-7d9f8c-abcde",
+		"mcp-server-7d9f8c-abcde":  "mcp-server-7d9f8c-abcde",
 		"host name/with:bad*chars": "host-name-with-bad-chars",
 		strings.Repeat("a", 100):   strings.Repeat("a", 64),
 	}

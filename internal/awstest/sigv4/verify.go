@@ -69,6 +69,11 @@ type PresignOptions struct {
 	PayloadHash string
 	// S3 selects S3's canonical URI rules (no double encoding).
 	S3 bool
+	// Header holds the request's headers, for presigned URLs that sign more
+	// than host (an S3 PUT URL signing Content-Type, say). Nil: only host
+	// may be signed, as for RDS and ElastiCache tokens, which are used
+	// without any HTTP request.
+	Header http.Header
 }
 
 // VerifyPresigned checks a presigned URL the way AWS does: algorithm,
@@ -131,10 +136,24 @@ func (r *Registry) VerifyPresigned(u *url.URL, o PresignOptions) (*Result, error
 	if !containsString(signed, "host") {
 		return nil, errorf("AuthorizationQueryParametersError", "X-Amz-SignedHeaders must include host")
 	}
+	var hb strings.Builder
 	for _, h := range signed {
-		if h != "host" {
+		if h == "host" {
+			hb.WriteString("host:" + trimHeader(host) + "\n")
+			continue
+		}
+		if o.Header == nil {
 			return nil, errorf("AuthorizationQueryParametersError", "a token can only sign the host header, not %q", h)
 		}
+		vals := o.Header.Values(h)
+		if len(vals) == 0 {
+			return nil, errorf("SignatureDoesNotMatch", "signed header %q is missing from the request", h)
+		}
+		trimmed := make([]string, len(vals))
+		for i, v := range vals {
+			trimmed[i] = trimHeader(v)
+		}
+		hb.WriteString(h + ":" + strings.Join(trimmed, ",") + "\n")
 	}
 	method := o.Method
 	if method == "" {
@@ -148,8 +167,8 @@ func (r *Registry) VerifyPresigned(u *url.URL, o PresignOptions) (*Result, error
 		method,
 		canonicalURI(u, o.S3),
 		canonicalQuery(q, "X-Amz-Signature"),
-		"host:" + trimHeader(host) + "\n",
-		"host",
+		hb.String(),
+		q.Get("X-Amz-SignedHeaders"),
 		payload,
 	}, "\n")
 	want := signature(creds.SecretAccessKey, sc, q.Get("X-Amz-Date"), canon)

@@ -202,3 +202,34 @@ func TestHeaderSigned(t *testing.T) {
 func sha(s string) string {
 	return sigv4SHA([]byte(s))
 }
+
+// A presigned S3 PUT may sign headers besides host; they are checked against
+// the request's headers, and tokens (no headers given) may sign host only.
+func TestPresignedSignedHeaders(t *testing.T) {
+	reg, clk, c := setup(t)
+	creds, _ := provider(c).Retrieve(context.Background())
+	req, _ := http.NewRequest(http.MethodPut, "http://127.0.0.1:9000/bucket/key?X-Amz-Expires=300", nil)
+	req.Header.Set("Content-Type", "text/plain")
+	signed, _, err := v4.NewSigner().PresignHTTP(context.Background(), creds, req, sigv4.UnsignedPayload, "s3", "us-east-1", clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(signed)
+	if !strings.Contains(u.Query().Get("X-Amz-SignedHeaders"), "content-type") {
+		t.Skipf("signer did not sign content-type: %s", u.Query().Get("X-Amz-SignedHeaders"))
+	}
+	o := sigv4.PresignOptions{Method: http.MethodPut, Service: "s3", Region: "us-east-1", PayloadHash: sigv4.UnsignedPayload, S3: true,
+		Header: http.Header{"Content-Type": {"text/plain"}}}
+	if _, err := reg.VerifyPresigned(u, o); err != nil {
+		t.Fatalf("valid: %v", err)
+	}
+	o.Header = http.Header{"Content-Type": {"text/html"}}
+	_, err = reg.VerifyPresigned(u, o)
+	assertCode(t, err, "SignatureDoesNotMatch")
+	o.Header = http.Header{}
+	_, err = reg.VerifyPresigned(u, o)
+	assertCode(t, err, "SignatureDoesNotMatch")
+	o.Header = nil
+	_, err = reg.VerifyPresigned(u, o)
+	assertCode(t, err, "AuthorizationQueryParametersError")
+}
