@@ -1,0 +1,444 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/smithy-go"
+
+	"github.com/irsakit/irsakit/irsa"
+)
+
+// DefaultGlobalSTSEndpoint is the global STS endpoint older SDKs and tools
+// use unless AWS_STS_REGIONAL_ENDPOINTS=regional.
+const DefaultGlobalSTSEndpoint = "https://sts.amazonaws.com"
+
+// Options configure [Run]. Every field has a usable zero value.
+type Options struct {
+	// Audience the token must carry. Default irsa.DefaultAudience.
+	Audience string
+	// Now is the clock for token expiry. Default time.Now.
+	Now func() time.Time
+	// ReadFile reads the token file. Default os.ReadFile; tests inject
+	// failures root cannot otherwise see.
+	ReadFile func(string) ([]byte, error)
+	// HTTPClient for STS and the other AWS calls. Default: the SDK's.
+	HTTPClient *http.Client
+	// GlobalSTSEndpoint is probed for reachability (any HTTP answer counts).
+	// Default DefaultGlobalSTSEndpoint; SkipGlobalSTS turns the probe off.
+	GlobalSTSEndpoint string
+	SkipGlobalSTS     bool
+	// Timeout bounds each network probe. Default 10 s.
+	Timeout time.Duration
+	// AllowNodeRole lets doctor use the node's instance role in a pod
+	// without IRSA (it still reports the fallback).
+	AllowNodeRole bool
+	// Optional dependency probes.
+	RDS    *RDSProbe
+	Redis  *RedisProbe
+	S3     *S3Probe
+	Secret *SecretProbe
+}
+
+// session is what the STS check hands the dependency probes.
+type state struct {
+	o       Options
+	env     irsa.Environment
+	claims  irsa.Claims
+	tokenOK bool
+	sess    *irsa.Session
+	rep     Report
+}
+
+// Run diagnoses the process environment (the SDK reads the same variables)
+// and returns the report. It never returns an error: every problem is a
+// failed check.
+func Run(ctx context.Context, optFns ...func(*Options)) Report {
+	o := Options{}
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if o.Audience == "" {
+		o.Audience = irsa.DefaultAudience
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	if o.GlobalSTSEndpoint == "" {
+		o.GlobalSTSEndpoint = DefaultGlobalSTSEndpoint
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	s := &state{o: o, env: irsa.Detect(os.Getenv)}
+	s.checkEnvironment()
+	if s.env.Mode == irsa.WebIdentity {
+		s.checkTokenFile()
+	}
+	s.checkSTS(ctx)
+	if s.env.Mode == irsa.WebIdentity && !o.SkipGlobalSTS {
+		s.checkGlobalSTS(ctx)
+	}
+	if o.RDS != nil {
+		s.rep.add(s.checkRDS(ctx, *o.RDS))
+	}
+	if o.Redis != nil {
+		s.rep.add(s.checkRedis(ctx, *o.Redis))
+	}
+	if o.S3 != nil {
+		s.rep.add(s.checkS3(ctx, *o.S3))
+	}
+	if o.Secret != nil {
+		s.rep.add(s.checkSecret(ctx, *o.Secret))
+	}
+	return s.rep
+}
+
+func (s *state) checkEnvironment() {
+	e := s.env
+	s.rep.Mode = e.Mode.String()
+	s.rep.Env = map[string]string{}
+	for _, k := range envOrder {
+		v, ok := os.LookupEnv(k)
+		if !ok {
+			continue
+		}
+		switch k {
+		case "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID":
+			v = "(set)"
+		}
+		s.rep.Env[k] = v
+	}
+	c := Check{Name: "credential-mode", Status: Pass}
+	switch e.Mode {
+	case irsa.WebIdentity:
+		s.rep.Why = "AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE are set: IRSA (injected by the EKS pod identity webhook from the service account's eks.amazonaws.com/role-arn annotation)"
+		c.Detail = "IRSA web identity, role " + e.RoleARN
+	case irsa.PodIdentity:
+		s.rep.Why = "AWS_CONTAINER_CREDENTIALS_FULL_URI is set: EKS Pod Identity (the node's agent serves the credentials)"
+		c.Detail = "EKS Pod Identity via " + e.PodIdentityURI
+	case irsa.EnvKeys:
+		s.rep.Why = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set: static keys take precedence over every role"
+		c.Detail = "static access keys from the environment"
+		if e.InPod {
+			c.Status, c.Cause = Warn, CauseStaticKeys
+			c.Fix = "use IRSA: annotate the service account with eks.amazonaws.com/role-arn and remove the keys from the pod spec"
+		}
+	case irsa.Profile:
+		s.rep.Why = fmt.Sprintf("AWS_PROFILE=%s selects a shared config profile (local development)", e.Profile)
+		c.Detail = "shared profile " + e.Profile
+	case irsa.InstanceRole:
+		s.rep.Why = "in a pod (KUBERNETES_SERVICE_HOST set) with neither AWS_ROLE_ARN/AWS_WEB_IDENTITY_TOKEN_FILE nor AWS_CONTAINER_CREDENTIALS_FULL_URI: the SDK would fall back to the node's instance role"
+		c.Status, c.Cause = Fail, CauseNodeRole
+		c.Detail = "no IRSA or Pod Identity environment in this pod: every AWS call would use the node's instance role, shared by all pods on the node"
+		c.Fix = "annotate the service account with eks.amazonaws.com/role-arn: arn:aws:iam::ACCOUNT:role/ROLE (and eks.amazonaws.com/sts-regional-endpoints: \"true\"), check spec.serviceAccountName, then recreate the pod (kubectl rollout restart): pods created before the annotation are not mutated"
+		if s.o.AllowNodeRole {
+			c.Status = Warn
+		}
+	default:
+		s.rep.Why = "no credential source in the environment (outside a pod): the SDK would try the shared config files, then the instance metadata service"
+		c.Status, c.Cause = Warn, CauseNoCredentials
+		c.Detail = "no AWS credentials configured in the environment"
+		c.Fix = "in a pod: use a service account annotated with eks.amazonaws.com/role-arn; locally: set AWS_PROFILE, or run irsactl sandbox and export its environment"
+	}
+	s.rep.add(c)
+	for _, p := range e.Problems {
+		if e.Mode == irsa.InstanceRole && p.Var == "AWS_ROLE_ARN" && e.RoleARN == "" {
+			continue // the node-role finding above
+		}
+		pc := Check{Name: "env " + p.Var, Status: Fail, Cause: CauseEnvMisconfigured, Detail: p.Message, Fix: p.Fix}
+		switch p.Var {
+		case "AWS_REGION":
+			pc.Cause = CauseNoRegion
+		case "AWS_ACCESS_KEY_ID", "AWS_PROFILE":
+			pc.Status, pc.Cause = Warn, CauseStaticKeys
+		}
+		s.rep.add(pc)
+	}
+	if e.Region != "" {
+		s.rep.add(Check{Name: "region", Status: Pass, Detail: fmt.Sprintf("%s (from %s)", e.Region, e.RegionSource)})
+	}
+}
+
+func (s *state) checkTokenFile() {
+	path := s.env.TokenFile
+	c := Check{Name: "token-file"}
+	var perm string
+	if fi, err := os.Stat(path); err == nil {
+		perm = fmt.Sprintf("mode %s", fi.Mode().Perm())
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			perm += fmt.Sprintf(", owner %d:%d", st.Uid, st.Gid)
+		}
+	}
+	b, err := s.o.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		c.Status, c.Cause = Fail, CauseTokenMissing
+		c.Detail = path + " does not exist"
+		c.Fix = "the EKS pod identity webhook did not mount the projected token: check the service account's eks.amazonaws.com/role-arn annotation and recreate the pod"
+	case errors.Is(err, fs.ErrPermission):
+		c.Status, c.Cause = Fail, CauseTokenUnreadable
+		c.Detail = fmt.Sprintf("%s cannot be read by uid %d gid %d: permission denied", path, os.Geteuid(), os.Getegid())
+		if perm != "" {
+			c.Detail += " (" + perm + ")"
+		}
+		c.Fix = "the container user cannot read the projected token: set spec.securityContext.fsGroup (e.g. fsGroup: 65534, or your runAsGroup) so the token volume is group-readable, and keep runAsUser non-root"
+	case err != nil:
+		c.Status, c.Cause = Fail, CauseTokenUnreadable
+		c.Detail = fmt.Sprintf("%s: %v", path, err)
+		c.Fix = "check the projected volume mount of the token (/var/run/secrets/eks.amazonaws.com/serviceaccount)"
+	case strings.TrimSpace(string(b)) == "":
+		c.Status, c.Cause = Fail, CauseTokenEmpty
+		c.Detail = path + " is empty"
+		c.Fix = "the kubelet has not written the projected token; check the pod's events"
+	default:
+		c.Status = Pass
+		c.Detail = path + " is readable"
+		if perm != "" {
+			c.Detail += " (" + perm + ")"
+		}
+	}
+	s.rep.add(c)
+	if c.Status != Pass {
+		return
+	}
+	s.checkClaims(strings.TrimSpace(string(b)))
+}
+
+func (s *state) checkClaims(tok string) {
+	c := Check{Name: "token-claims", Status: Pass}
+	claims, err := irsa.ParseTokenClaims(tok)
+	if err != nil {
+		c.Status, c.Cause = Fail, CauseTokenMalformed
+		c.Detail = err.Error()
+		c.Fix = "AWS_WEB_IDENTITY_TOKEN_FILE must point at the projected service-account token, normally /var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+		s.rep.add(c)
+		return
+	}
+	s.claims = claims
+	now := s.o.Now()
+	c.Detail = fmt.Sprintf("iss=%s sub=%s aud=%s", claims.Issuer, claims.Subject, strings.Join(claims.Audience, ","))
+	if !claims.Expiry.IsZero() {
+		c.Detail += fmt.Sprintf(" exp=%s", claims.Expiry.Format(time.RFC3339))
+		if left := claims.Expiry.Sub(now); left > 0 {
+			c.Detail += fmt.Sprintf(" (%s left)", left.Round(time.Second))
+		}
+	}
+	switch {
+	case !claims.Expiry.IsZero() && !now.Before(claims.Expiry):
+		c.Status, c.Cause = Fail, CauseTokenExpired
+		c.Detail += fmt.Sprintf(": the token expired %s ago", now.Sub(claims.Expiry).Round(time.Second))
+		c.Fix = "the kubelet rotates projected tokens before they expire: an expired file is a copy or a stale mount; mount the projected volume directly (do not copy the token into the image or a secret) and check the node's kubelet and clock"
+	case !claims.NotBefore.IsZero() && now.Add(time.Minute).Before(claims.NotBefore):
+		c.Status, c.Cause = Fail, CauseTokenNotYetValid
+		c.Detail += fmt.Sprintf(": not valid before %s", claims.NotBefore.Format(time.RFC3339))
+		c.Fix = "check this host's clock (NTP)"
+	case !claims.HasAudience(s.o.Audience):
+		c.Status, c.Cause = Fail, CauseTokenAudience
+		c.Detail += fmt.Sprintf(": audience %q does not include %q", claims.Audience, s.o.Audience)
+		c.Fix = fmt.Sprintf("the token's audience must be %s: remove a custom eks.amazonaws.com/audience annotation (or add that audience as a client ID of the IAM OIDC provider) and recreate the pod", s.o.Audience)
+	default:
+		if _, _, ok := claims.ServiceAccount(); !ok {
+			c.Status, c.Cause = Warn, CauseTokenSubject
+			c.Detail += ": sub is not system:serviceaccount:NAMESPACE:NAME"
+			c.Fix = "this is not a Kubernetes service-account token; point AWS_WEB_IDENTITY_TOKEN_FILE at the projected token"
+		}
+	}
+	s.rep.add(c)
+	s.tokenOK = c.Status != Fail
+	if s.tokenOK {
+		s.rep.add(s.trustCondition())
+	}
+}
+
+// trustCondition states the trust-policy condition this token needs.
+func (s *state) trustCondition() Check {
+	c := Check{Name: "trust-policy", Status: Pass}
+	host := strings.TrimPrefix(s.claims.Issuer, "https://")
+	account := "ACCOUNT"
+	partition := "aws"
+	if a, _, err := irsa.ParseRoleARN(s.env.RoleARN); err == nil {
+		account, partition = a.AccountID, a.Partition
+	}
+	provider := fmt.Sprintf("arn:%s:iam::%s:oidc-provider/%s", partition, account, host)
+	c.Detail = fmt.Sprintf("the role needs Principal.Federated %s, Action sts:AssumeRoleWithWebIdentity, StringEquals %s:sub = %q and %s:aud = %q",
+		provider, host, s.claims.Subject, host, s.o.Audience)
+	if ns, sa, ok := s.claims.ServiceAccount(); ok {
+		c.Fix = fmt.Sprintf("irsactl policy trust --oidc-provider-arn %s --namespace %s --service-account %s prints it", provider, ns, sa)
+	}
+	return c
+}
+
+func (s *state) checkSTS(ctx context.Context) {
+	c := Check{Name: "sts"}
+	switch s.env.Mode {
+	case irsa.InstanceRole, irsa.None:
+		if !s.o.AllowNodeRole || s.env.Mode == irsa.None {
+			c.Status, c.Detail = Skip, "no credentials to ask STS about (the instance metadata service is not probed)"
+			s.rep.add(c)
+			return
+		}
+	case irsa.WebIdentity:
+		if !s.tokenOK {
+			c.Status, c.Detail = Skip, "not asked: fix the token first (STS would refuse it)"
+			s.rep.add(c)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	sess, err := irsa.Load(ctx, func(lo *irsa.Options) {
+		lo.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		lo.AllowNodeRole = s.o.AllowNodeRole
+		lo.Audience = s.o.Audience
+		lo.RoleSessionName = "irsactl-doctor"
+		if s.o.HTTPClient != nil {
+			lo.HTTPClient = s.o.HTTPClient
+		}
+	})
+	if err != nil {
+		c.Status, c.Cause, c.Detail = Fail, CauseEnvMisconfigured, err.Error()
+		if errors.Is(err, irsa.ErrNoRegion) {
+			c.Cause = CauseNoRegion
+			c.Fix = "set AWS_REGION (the EKS webhook sets it in pods)"
+		}
+		s.rep.add(c)
+		return
+	}
+	endpoint := "https://sts." + sess.Region() + ".amazonaws.com (regional)"
+	if s.env.STSEndpoint != "" {
+		endpoint = s.env.STSEndpoint + " (AWS_ENDPOINT_URL_STS)"
+	}
+	id, err := sess.Identity(ctx)
+	if err != nil {
+		c.Status = Fail
+		c.Cause, c.Detail, c.Fix = explainSTS(err)
+		c.Detail = "STS " + endpoint + ": " + c.Detail
+		s.rep.add(c)
+		return
+	}
+	s.sess = sess
+	s.rep.Identity = id.Arn
+	c.Status = Pass
+	c.Detail = fmt.Sprintf("STS %s answered: %s (account %s)", endpoint, id.Arn, id.Account)
+	if s.env.Mode == irsa.WebIdentity {
+		if a, name, err := irsa.ParseRoleARN(s.env.RoleARN); err == nil && !strings.Contains(id.Arn, ":assumed-role/"+name+"/") {
+			c.Status = Warn
+			c.Detail += fmt.Sprintf(" — not the role %s", a)
+		}
+	}
+	s.rep.add(c)
+}
+
+// explainSTS maps a credential error to a cause, a detail and a fix.
+func explainSTS(err error) (Cause, string, string) {
+	var ce *irsa.CredentialError
+	fix := ""
+	if errors.As(err, &ce) {
+		fix = ce.Fix
+	}
+	code, msg := "", ""
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code, msg = ae.ErrorCode(), ae.ErrorMessage()
+	}
+	detail := msg
+	if code != "" {
+		detail = code + ": " + msg
+	}
+	if detail == "" {
+		detail = err.Error()
+	}
+	switch {
+	case errors.Is(err, irsa.ErrTrustPolicy):
+		return CauseTrustPolicy, "AssumeRoleWithWebIdentity refused (" + detail + "): the role's trust policy does not admit this token's sub/aud", fix
+	case errors.Is(err, irsa.ErrOIDCProvider):
+		return CauseOIDCProvider, "AssumeRoleWithWebIdentity refused (" + detail + "): the token's issuer is not an IAM OIDC provider of the role's account", fix
+	case errors.Is(err, irsa.ErrTokenExpired):
+		return CauseTokenExpired, "STS says the token expired (" + detail + ")", fix
+	case errors.Is(err, irsa.ErrInvalidToken):
+		return CauseInvalidToken, "STS rejected the token (" + detail + ")", fix
+	case errors.Is(err, irsa.ErrIDPCommunication):
+		return CauseIDPCommunication, detail, fix
+	case errors.Is(err, irsa.ErrCredentialsExpired):
+		return CauseSTSUnreachable, detail, fix
+	}
+	var rce *aws.RequestCanceledError
+	if code == "" || errors.As(err, &rce) || errors.Is(err, context.DeadlineExceeded) {
+		if fix == "" {
+			fix = "cannot reach STS: check egress to sts.REGION.amazonaws.com or the STS VPC endpoint"
+		}
+		return CauseSTSUnreachable, "STS unreachable: " + err.Error(), fix
+	}
+	return CauseSTSUnreachable, detail, fix
+}
+
+func (s *state) checkGlobalSTS(ctx context.Context) {
+	c := Check{Name: "sts-global"}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	hc := s.o.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s.o.GlobalSTSEndpoint, "/")+"/", nil)
+	var probeErr error
+	if err != nil {
+		probeErr = err
+	} else if resp, err := hc.Do(req); err != nil {
+		probeErr = err
+	} else {
+		resp.Body.Close()
+	}
+	regional := s.env.STSRegionalEndpoints == "regional"
+	stsCheck, _ := s.rep.Check("sts")
+	switch {
+	case probeErr == nil:
+		c.Status = Pass
+		c.Detail = "global endpoint " + s.o.GlobalSTSEndpoint + " reachable"
+		if stsCheck.Cause == CauseSTSUnreachable {
+			c.Status = Warn
+			c.Detail += " while the regional one is not"
+			c.Fix = "allow egress to sts." + s.env.Region + ".amazonaws.com or create an STS interface VPC endpoint with private DNS"
+		}
+	case stsCheck.Status == Pass || stsCheck.Status == Warn:
+		c.Status, c.Cause = Fail, CauseSTSGlobalDown
+		if regional {
+			c.Status = Warn
+		}
+		c.Detail = fmt.Sprintf("global endpoint %s unreachable (%v) while the regional endpoint works; AWS_STS_REGIONAL_ENDPOINTS=%q", s.o.GlobalSTSEndpoint, probeErr, s.env.STSRegionalEndpoints)
+		if regional {
+			c.Detail += ": SDKs honouring it use the regional endpoint, tools that ignore it would hang"
+		}
+		c.Fix = "annotate the service account with eks.amazonaws.com/sts-regional-endpoints: \"true\" (the webhook then sets AWS_STS_REGIONAL_ENDPOINTS=regional) and recreate the pod; private clusters reach only the regional STS VPC endpoint"
+	default:
+		c.Status = Warn
+		c.Detail = fmt.Sprintf("global endpoint %s unreachable (%v)", s.o.GlobalSTSEndpoint, probeErr)
+	}
+	s.rep.add(c)
+}
+
+// config returns the session's aws.Config for the dependency probes.
+func (s *state) config() (aws.Config, bool) {
+	if s.sess == nil {
+		return aws.Config{}, false
+	}
+	return s.sess.Config(), true
+}
+
+func skipNoCreds(name string) Check {
+	return Check{Name: name, Status: Skip, Detail: "not probed: no working credentials (see the checks above)"}
+}

@@ -1,0 +1,392 @@
+package doctor
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/irsakit/irsakit/cmd/irsactl/internal/authtoken"
+)
+
+// RDSProbe connects to a PostgreSQL-compatible RDS/Aurora endpoint with
+// an IAM token.
+type RDSProbe struct {
+	Endpoint string // host:port
+	User     string
+	// Database to connect to. Default "postgres".
+	Database string
+	// SSLMode as in libpq. Default "verify-full" with CAFile, else "require".
+	// IAM logins need TLS: "disable", "allow" and "prefer" fail the check,
+	// and the token is withheld.
+	SSLMode string
+	// CAFile is the RDS CA bundle (global-bundle.pem) for verify-full.
+	CAFile string
+	// Region the token is signed for. Default: from the endpoint's name,
+	// else the session's region.
+	Region string
+}
+
+// RedisProbe connects to an ElastiCache (Redis OSS / Valkey) endpoint
+// with an IAM token and runs PING.
+type RedisProbe struct {
+	Endpoint   string // host:port
+	CacheName  string // replication group id or serverless cache name
+	User       string // user id
+	Serverless bool
+	// NoTLS connects in plaintext (ElastiCache IAM needs in-transit
+	// encryption: the check fails and the token is withheld).
+	NoTLS bool
+	// CAFile verifies the server's certificate. Default: system roots.
+	CAFile string
+	// Region the token is signed for. Default: the session's region.
+	Region string
+	// TokenFile, if set, holds a token to diagnose instead of minting one
+	// (for example the one an application logged the claims of).
+	TokenFile string
+}
+
+// S3Probe lists one key of a bucket.
+type S3Probe struct {
+	Bucket string
+	Prefix string
+}
+
+// SecretProbe reads a secret (the value is never shown).
+type SecretProbe struct {
+	SecretID string
+}
+
+func tlsConfig(caFile, serverName string, verify bool) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	tc.InsecureSkipVerify = !verify
+	return tc, nil
+}
+
+func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
+	c := Check{Name: "rds"}
+	host, port, err := authtoken.SplitRDSEndpoint(p.Endpoint)
+	if err != nil {
+		c.Status, c.Detail = Fail, err.Error()
+		c.Cause = CauseRDSBadEndpoint
+		if errors.Is(err, authtoken.ErrMissingPort) {
+			c.Cause = CauseRDSNoPort
+			c.Fix = fmt.Sprintf("use --rds %s (the cluster endpoint's port, normally 5432): a token signed for another host:port is refused with \"PAM authentication failed\"", net.JoinHostPort(p.Endpoint, "5432"))
+		}
+		return c
+	}
+	if p.User == "" {
+		return Check{Name: "rds", Status: Fail, Cause: CauseRDSBadEndpoint, Detail: "no database user", Fix: "pass --db-user"}
+	}
+	if p.Database == "" {
+		p.Database = "postgres"
+	}
+	if p.SSLMode == "" {
+		p.SSLMode = "require"
+		if p.CAFile != "" {
+			p.SSLMode = "verify-full"
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=%s connect_timeout=%d",
+		host, port, quoteDSN(p.User), quoteDSN(p.Database), p.SSLMode, int(s.o.Timeout.Seconds()))
+	if p.CAFile != "" {
+		dsn += " sslrootcert=" + quoteDSN(p.CAFile)
+	}
+	switch p.SSLMode {
+	case "disable", "allow", "prefer":
+		c.Status, c.Cause = Fail, CauseRDSNoTLS
+		c.Detail = fmt.Sprintf("sslmode=%s: RDS IAM database authentication requires TLS; the token was withheld", p.SSLMode)
+		c.Fix = "connect with sslmode=verify-full and sslrootcert=global-bundle.pem (or at least sslmode=require); rdsauth.NewPool refuses weaker modes"
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err == nil {
+			cfg.Password = "irsactl-doctor-token-withheld"
+			cfg.Fallbacks = nil
+			conn, err := pgconn.ConnectConfig(ctx, cfg)
+			if err == nil {
+				conn.Close(ctx)
+				c.Detail += "; the server accepted a plaintext login without a token — it is not checking IAM tokens"
+			} else {
+				c.Detail += "; the server answered a plaintext login: " + pgError(err)
+			}
+		}
+		return c
+	}
+	cfgAWS, ok := s.config()
+	if !ok {
+		return skipNoCreds("rds")
+	}
+	region := p.Region
+	if region == "" {
+		region = authtoken.RDSRegion(host)
+	}
+	if region == "" {
+		region = cfgAWS.Region
+	}
+	tok, err := authtoken.RDS(ctx, cfgAWS.Credentials, p.Endpoint, p.User, region)
+	if err != nil {
+		c.Status, c.Cause, c.Detail = Fail, CauseRDSAuth, err.Error()
+		return c
+	}
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		c.Status, c.Cause, c.Detail = Fail, CauseRDSBadEndpoint, err.Error()
+		return c
+	}
+	cfg.Password = tok
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		c.Status = Fail
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			c.Cause = CauseRDSAuth
+			c.Detail = fmt.Sprintf("%s refused the IAM login of %s: %s", p.Endpoint, p.User, pgError(err))
+			c.Fix = fmt.Sprintf("check, in order: the role may rds-db:connect on arn:aws:rds-db:%s:ACCOUNT:dbuser:RESOURCE_ID/%s (irsactl policy rds); the user exists with GRANT rds_iam TO %s; IAM authentication is enabled on the cluster; the token is signed for the host:port you dial and region %s", region, p.User, p.User, region)
+			return c
+		}
+		c.Cause = CauseRDSUnreachable
+		c.Detail = fmt.Sprintf("cannot connect to %s: %s", p.Endpoint, scrub(err.Error(), tok))
+		c.Fix = "check the security group allows the pod to reach the cluster on its port, and the CA file for verify-full"
+		return c
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	res := conn.ExecParams(ctx, "SELECT current_user, split_part(version(), ' ', 2)", nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		c.Status, c.Cause, c.Detail = Fail, CauseRDSAuth, "logged in but the query failed: "+pgError(res.Err)
+		return c
+	}
+	c.Status = Pass
+	c.Detail = fmt.Sprintf("IAM login to %s/%s as %s over TLS (sslmode=%s), PostgreSQL %s", p.Endpoint, p.Database, string(res.Rows[0][0]), p.SSLMode, string(res.Rows[0][1]))
+	return c
+}
+
+func quoteDSN(s string) string {
+	if s != "" && !strings.ContainsAny(s, " '\\") {
+		return s
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func pgError(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("%s: %s (SQLSTATE %s)", pe.Severity, pe.Message, pe.Code)
+	}
+	return err.Error()
+}
+
+// scrub removes a token from a message, in case a driver echoed it.
+func scrub(msg, tok string) string {
+	if tok == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, tok, "[token]")
+}
+
+func (s *state) checkRedis(ctx context.Context, p RedisProbe) Check {
+	c := Check{Name: "elasticache"}
+	host, _, err := net.SplitHostPort(p.Endpoint)
+	if err != nil || host == "" {
+		c.Status, c.Cause = Fail, CauseRedisBadEndpoint
+		c.Detail = fmt.Sprintf("endpoint %q: want host:port (the primary or configuration endpoint, port 6379)", p.Endpoint)
+		return c
+	}
+	if p.CacheName == "" || p.User == "" {
+		c.Status, c.Cause = Fail, CauseRedisBadEndpoint
+		c.Detail = "need the cache name (replication group id or serverless cache name) and the user id"
+		c.Fix = "pass --cache NAME --user USER_ID"
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	opts := &redis.Options{Addr: p.Endpoint, Username: p.User, DialTimeout: s.o.Timeout, MaxRetries: -1, DisableIdentity: true, Protocol: 2}
+	if p.NoTLS {
+		c.Status, c.Cause = Fail, CauseRedisNoTLS
+		c.Detail = "plaintext connection: ElastiCache IAM authentication requires in-transit encryption; the token was withheld"
+		c.Fix = "enable TLS in the client (go-redis: Options.TLSConfig; redis-cli --tls) and in-transit encryption on the cache"
+		rc := redis.NewClient(opts)
+		defer rc.Close()
+		if err := rc.Ping(ctx).Err(); err != nil {
+			c.Detail += "; the server answered a plaintext PING: " + err.Error()
+		} else {
+			c.Detail += "; the server answered PING without authentication — it is not an IAM-enabled cache"
+		}
+		return c
+	}
+	var tok string
+	var info *authtoken.Info
+	if p.TokenFile != "" {
+		b, err := os.ReadFile(p.TokenFile)
+		if err != nil {
+			c.Status, c.Cause, c.Detail = Fail, CauseRedisWrongPass, "reading the token to check: "+err.Error()
+			return c
+		}
+		tok = strings.TrimSpace(string(b))
+		in, err := authtoken.Inspect(tok)
+		if err != nil {
+			c.Status, c.Cause, c.Detail = Fail, CauseRedisWrongPass, err.Error()
+			return c
+		}
+		info = &in
+	} else {
+		cfgAWS, ok := s.config()
+		if !ok {
+			return skipNoCreds("elasticache")
+		}
+		region := p.Region
+		if region == "" {
+			region = cfgAWS.Region
+		}
+		tok, err = authtoken.ElastiCache(ctx, cfgAWS.Credentials, p.CacheName, p.User, region, p.Serverless)
+		if err != nil {
+			c.Status, c.Cause, c.Detail = Fail, CauseRedisWrongPass, err.Error()
+			return c
+		}
+	}
+	tc, err := tlsConfig(p.CAFile, host, true)
+	if err != nil {
+		c.Status, c.Cause, c.Detail = Fail, CauseRedisBadEndpoint, "CA file: "+err.Error()
+		return c
+	}
+	opts.TLSConfig = tc
+	opts.Password = tok
+	rc := redis.NewClient(opts)
+	defer rc.Close()
+	pong, err := rc.Ping(ctx).Result()
+	if err == nil {
+		c.Status = Pass
+		c.Detail = fmt.Sprintf("IAM AUTH to %s (cache %s) as %s over TLS: PING → %s", p.Endpoint, p.CacheName, p.User, pong)
+		return c
+	}
+	msg := scrub(err.Error(), tok)
+	c.Status = Fail
+	if !strings.Contains(msg, "WRONGPASS") {
+		c.Cause = CauseRedisUnreachable
+		c.Detail = fmt.Sprintf("cannot talk to %s: %s", p.Endpoint, msg)
+		c.Fix = "check the security group, that in-transit encryption is on (IAM needs it) and the CA file"
+		return c
+	}
+	c.Detail = fmt.Sprintf("%s answered %s", p.Endpoint, msg)
+	now := s.o.Now()
+	switch {
+	case info != nil && !info.Expires.IsZero() && !now.Before(info.Expires):
+		c.Cause = CauseRedisTokenExpired
+		c.Detail += fmt.Sprintf(": the token expired at %s (signed %s, valid 15 minutes)", info.Expires.Format("15:04:05Z07:00"), info.SignedAt.Format("15:04:05Z07:00"))
+		c.Fix = "mint a token per connection attempt (elasticacheauth.CredentialsProviderContext does, and re-authenticates live connections); never store a token in config"
+	case info != nil && info.User != p.User:
+		c.Cause = CauseRedisWrongUser
+		c.Detail += fmt.Sprintf(": the token was signed for user id %q but AUTH used %q", info.User, p.User)
+		c.Fix = "sign the token for the same user id the client sends in AUTH (for IAM-enabled users the user id equals the user name)"
+	case info != nil && !strings.EqualFold(info.Host, p.CacheName):
+		c.Cause = CauseRedisWrongCache
+		c.Detail += fmt.Sprintf(": the token was signed for %q, not cache %q", info.Host, p.CacheName)
+		c.Fix = "sign the token for the replication group id / serverless cache name, not the endpoint host"
+	default:
+		c.Cause = CauseRedisWrongPass
+		c.Detail += fmt.Sprintf(": a fresh token for user id %q on cache %q was refused", p.User, p.CacheName)
+		c.Fix = fmt.Sprintf("check, in order: --user is the ElastiCache user id (aws elasticache describe-users --user-id %s: authentication type iam, user id = user name, in the cache's user group); --cache is the replication group id (serverless: --serverless); the role may elasticache:Connect on the cache and the user (irsactl policy elasticache)", p.User)
+	}
+	return c
+}
+
+func apiCode(err error) (string, string) {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode(), ae.ErrorMessage()
+	}
+	return "", err.Error()
+}
+
+func (s *state) checkS3(ctx context.Context, p S3Probe) Check {
+	c := Check{Name: "s3"}
+	cfg, ok := s.config()
+	if !ok {
+		return skipNoCreds("s3")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// A custom endpoint (AWS_ENDPOINT_URL_S3) is usually a local server
+		// without per-bucket DNS names.
+		o.UsePathStyle = os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
+	})
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(p.Bucket), MaxKeys: aws.Int32(1)}
+	if p.Prefix != "" {
+		in.Prefix = aws.String(p.Prefix)
+	}
+	out, err := client.ListObjectsV2(ctx, in)
+	where := "s3://" + p.Bucket + "/" + p.Prefix
+	if err != nil {
+		code, msg := apiCode(err)
+		c.Status = Fail
+		c.Detail = fmt.Sprintf("ListObjectsV2 %s: %s %s", where, code, msg)
+		switch code {
+		case "AccessDenied":
+			c.Cause = CauseS3Denied
+			c.Fix = fmt.Sprintf("the role needs s3:ListBucket on arn:aws:s3:::%s (with an s3:prefix condition for %q) and object actions on its keys: irsactl policy s3 --bucket %s; check the bucket policy too", p.Bucket, p.Prefix, strings.TrimSuffix(p.Bucket+"/"+p.Prefix, "/"))
+		case "NoSuchBucket":
+			c.Cause = CauseS3NotFound
+			c.Fix = "check the bucket name and region"
+		default:
+			c.Cause = CauseS3Failed
+		}
+		return c
+	}
+	c.Status = Pass
+	c.Detail = fmt.Sprintf("ListObjectsV2 %s allowed (%d key(s) in the first page)", where, aws.ToInt32(out.KeyCount))
+	return c
+}
+
+func (s *state) checkSecret(ctx context.Context, p SecretProbe) Check {
+	c := Check{Name: "secret"}
+	cfg, ok := s.config()
+	if !ok {
+		return skipNoCreds("secret")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	out, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(p.SecretID)})
+	if err != nil {
+		code, msg := apiCode(err)
+		c.Status = Fail
+		c.Detail = fmt.Sprintf("GetSecretValue %s: %s %s", p.SecretID, code, msg)
+		switch code {
+		case "AccessDeniedException":
+			c.Cause = CauseSecretDenied
+			c.Fix = "the role needs secretsmanager:GetSecretValue on the secret's ARN (NAME-?????? matches its random suffix) and kms:Decrypt if a customer key encrypts it: irsactl policy secrets --secret " + p.SecretID
+		case "ResourceNotFoundException":
+			c.Cause = CauseSecretNotFound
+			c.Fix = "check the secret name and the region (secrets are regional)"
+		default:
+			c.Cause = CauseSecretFailed
+		}
+		return c
+	}
+	n := len(aws.ToString(out.SecretString)) + len(out.SecretBinary)
+	c.Status = Pass
+	c.Detail = fmt.Sprintf("GetSecretValue %s allowed: %d bytes, version %s %v (value not shown)", aws.ToString(out.ARN), n, aws.ToString(out.VersionId), out.VersionStages)
+	return c
+}

@@ -1,0 +1,191 @@
+// Package doctor is irsactl's diagnosis as a library of checks. [Run]
+// looks at the credential environment, the projected token, STS (regional
+// and global endpoints) and, optionally, RDS, ElastiCache, S3 and Secrets
+// Manager, and returns a [Report]: one [Check] per finding, each with a
+// status, a machine-readable [Cause] when something is wrong, a detail and
+// a fix. Nothing it reports holds a token, key or secret value.
+package doctor
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Status is a check's outcome.
+type Status string
+
+const (
+	Pass Status = "pass"
+	Warn Status = "warn"
+	Fail Status = "fail"
+	Skip Status = "skip"
+)
+
+// Cause names a diagnosed problem, stable for scripts and tests.
+type Cause string
+
+// The causes doctor names.
+const (
+	CauseNoCredentials     Cause = "no-credentials"
+	CauseNodeRole          Cause = "node-role-fallback"
+	CauseEnvMisconfigured  Cause = "env-misconfigured"
+	CauseNoRegion          Cause = "no-region"
+	CauseStaticKeys        Cause = "static-keys"
+	CauseTokenMissing      Cause = "token-missing"
+	CauseTokenUnreadable   Cause = "token-unreadable"
+	CauseTokenEmpty        Cause = "token-empty"
+	CauseTokenMalformed    Cause = "token-malformed"
+	CauseTokenExpired      Cause = "token-expired"
+	CauseTokenNotYetValid  Cause = "token-not-yet-valid"
+	CauseTokenAudience     Cause = "token-audience"
+	CauseTokenSubject      Cause = "token-subject"
+	CauseTrustPolicy       Cause = "trust-policy"          // AccessDenied on AssumeRoleWithWebIdentity
+	CauseOIDCProvider      Cause = "oidc-provider-unknown" // InvalidIdentityToken: no OpenIDConnect provider
+	CauseInvalidToken      Cause = "invalid-token"         // InvalidIdentityToken, other reasons
+	CauseIDPCommunication  Cause = "idp-communication"
+	CauseSTSUnreachable    Cause = "sts-unreachable"
+	CauseSTSGlobalDown     Cause = "sts-global-unreachable" // global endpoint unreachable while the regional one works
+	CauseRegionalSTSOff    Cause = "sts-regional-not-set"
+	CauseRDSNoPort         Cause = "rds-endpoint-no-port"
+	CauseRDSBadEndpoint    Cause = "rds-endpoint-invalid"
+	CauseRDSNoTLS          Cause = "rds-iam-without-tls"
+	CauseRDSAuth           Cause = "rds-auth-failed"
+	CauseRDSUnreachable    Cause = "rds-unreachable"
+	CauseRedisBadEndpoint  Cause = "elasticache-endpoint-invalid"
+	CauseRedisTokenExpired Cause = "elasticache-token-expired"
+	CauseRedisWrongUser    Cause = "elasticache-wrong-user"
+	CauseRedisWrongCache   Cause = "elasticache-wrong-cache"
+	CauseRedisWrongPass    Cause = "elasticache-wrongpass"
+	CauseRedisNoTLS        Cause = "elasticache-iam-without-tls"
+	CauseRedisUnreachable  Cause = "elasticache-unreachable"
+	CauseS3Denied          Cause = "s3-access-denied"
+	CauseS3NotFound        Cause = "s3-bucket-not-found"
+	CauseS3Failed          Cause = "s3-failed"
+	CauseSecretDenied      Cause = "secret-access-denied"
+	CauseSecretNotFound    Cause = "secret-not-found"
+	CauseSecretFailed      Cause = "secret-failed"
+)
+
+// Check is one finding.
+type Check struct {
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Cause  Cause  `json:"cause,omitempty"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Report is the outcome of [Run].
+type Report struct {
+	// Mode is how the AWS SDK would get credentials (irsa.Mode's name).
+	Mode string `json:"mode"`
+	// Why explains Mode.
+	Why string `json:"why"`
+	// Env holds the credential-related variables; secrets only as "(set)".
+	Env map[string]string `json:"env"`
+	// Identity is the caller ARN STS reported, if it was reached.
+	Identity string  `json:"identity,omitempty"`
+	Checks   []Check `json:"checks"`
+}
+
+// Failed reports whether any check failed.
+func (r Report) Failed() bool {
+	for _, c := range r.Checks {
+		if c.Status == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+// Check returns the check named name.
+func (r Report) Check(name string) (Check, bool) {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Check{}, false
+}
+
+// Causes lists the causes of failed and warned checks, in order.
+func (r Report) Causes() []Cause {
+	var out []Cause
+	for _, c := range r.Checks {
+		if c.Cause != "" && (c.Status == Fail || c.Status == Warn) {
+			out = append(out, c.Cause)
+		}
+	}
+	return out
+}
+
+// HasCause reports whether a failed or warned check names cause.
+func (r Report) HasCause(cause Cause) bool {
+	for _, c := range r.Causes() {
+		if c == cause {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Report) add(c Check) { r.Checks = append(r.Checks, c) }
+
+// WriteJSON writes the report as indented JSON.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(r)
+}
+
+var envOrder = []string{
+	"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_STS_REGIONAL_ENDPOINTS", "AWS_REGION", "AWS_DEFAULT_REGION",
+	"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_ROLE_SESSION_NAME",
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+	"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "KUBERNETES_SERVICE_HOST",
+}
+
+// WriteText writes the report for people.
+func (r Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Credential mode: %s\n  %s\n", r.Mode, r.Why)
+	if r.Identity != "" {
+		fmt.Fprintf(&b, "Identity: %s\n", r.Identity)
+	}
+	b.WriteString("\nEnvironment:\n")
+	for _, k := range envOrder {
+		if v, ok := r.Env[k]; ok {
+			fmt.Fprintf(&b, "  %s=%s\n", k, v)
+		}
+	}
+	b.WriteString("\nChecks:\n")
+	var fails, warns int
+	for _, c := range r.Checks {
+		mark := map[Status]string{Pass: "[ ok ]", Warn: "[warn]", Fail: "[FAIL]", Skip: "[skip]"}[c.Status]
+		fmt.Fprintf(&b, "%s %s: %s\n", mark, c.Name, c.Detail)
+		if c.Cause != "" && c.Status != Pass {
+			fmt.Fprintf(&b, "       cause: %s\n", c.Cause)
+		}
+		if c.Fix != "" && c.Status != Pass {
+			fmt.Fprintf(&b, "       fix: %s\n", c.Fix)
+		} else if c.Fix != "" {
+			fmt.Fprintf(&b, "       %s\n", c.Fix)
+		}
+		switch c.Status {
+		case Fail:
+			fails++
+		case Warn:
+			warns++
+		}
+	}
+	if fails == 0 {
+		fmt.Fprintf(&b, "\nResult: OK (%d warning(s))\n", warns)
+	} else {
+		fmt.Fprintf(&b, "\nResult: %d check(s) failed, %d warning(s)\n", fails, warns)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
