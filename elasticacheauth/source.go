@@ -271,38 +271,20 @@ func (s *TokenSource) fetch(ctx context.Context) (Token, time.Time, error) {
 
 // mint signs a new token. Its lifetime is capped by the credentials'.
 func (s *TokenSource) mint(ctx context.Context) (Token, time.Time, error) {
-	creds, err := s.creds.Retrieve(ctx)
-	if err != nil {
-		return Token{}, time.Time{}, fmt.Errorf("elasticacheauth: retrieving credentials: %w", err)
-	}
-	now := s.clk.Now()
-	if creds.CanExpire && !creds.Expires.After(now) {
-		// A cache keyed on another clock may hand out expired credentials
-		// once; ask it for new ones, then give up.
-		if inv, ok := s.creds.(interface{ Invalidate() }); ok {
-			inv.Invalidate()
-			if creds, err = s.creds.Retrieve(ctx); err != nil {
-				return Token{}, time.Time{}, fmt.Errorf("elasticacheauth: retrieving credentials: %w", err)
-			}
-		}
-		if creds.CanExpire && !creds.Expires.After(now) {
-			return Token{}, time.Time{}, fmt.Errorf("%w: credentials (access key %s) expired at %s; the provider must refresh them",
-				ErrCredentialsExpired, redactKey(creds.AccessKeyID), creds.Expires.UTC().Format(time.RFC3339))
-		}
-	}
-	signedAt := now.UTC().Truncate(time.Second)
 	q := url.Values{"Action": {"connect"}, "User": {s.user}}
 	if s.serverless {
 		q.Set("ResourceType", "ServerlessCache")
 	}
-	v, err := presign.Token(ctx, creds, s.service, s.region, s.cacheName, q, TokenLifetime, signedAt)
+	now := s.clk.Now()
+	m, err := presign.Mint(ctx, s.creds, s.service, s.region, s.cacheName, q, TokenLifetime, now)
 	if err != nil {
-		return Token{}, time.Time{}, fmt.Errorf("elasticacheauth: signing a token for %s@%s: %w", s.user, s.cacheName, err)
+		var ee *presign.ExpiredCredentialsError
+		if errors.As(err, &ee) {
+			return Token{}, time.Time{}, fmt.Errorf("%w: %v", ErrCredentialsExpired, ee)
+		}
+		return Token{}, time.Time{}, fmt.Errorf("elasticacheauth: token for %s@%s: %w", s.user, s.cacheName, err)
 	}
-	expires := signedAt.Add(TokenLifetime)
-	if creds.CanExpire && creds.Expires.Before(expires) {
-		expires = creds.Expires
-	}
+	v, signedAt, expires := m.Value, m.SignedAt, m.Expires
 	s.mints.Add(1)
 	t := Token{value: v, tokenInfo: &tokenInfo{
 		cacheName:  s.cacheName,
@@ -316,11 +298,4 @@ func (s *TokenSource) mint(ctx context.Context) (Token, time.Time, error) {
 		serial:     s.serial.Add(1),
 	}}
 	return t, expires, nil
-}
-
-func redactKey(id string) string {
-	if len(id) <= 8 {
-		return "…"
-	}
-	return id[:4] + "…" + id[len(id)-4:]
 }

@@ -300,36 +300,17 @@ func (s *TokenSource) entryFor(k cacheKey) (*entry, error) {
 
 // mint signs a new token. Its lifetime is capped by the credentials'.
 func (s *TokenSource) mint(ctx context.Context, k cacheKey, e *entry) (Token, time.Time, error) {
-	creds, err := s.creds.Retrieve(ctx)
-	if err != nil {
-		return Token{}, time.Time{}, fmt.Errorf("rdsauth: retrieving credentials: %w", err)
-	}
-	now := s.clk.Now()
-	if creds.CanExpire && !creds.Expires.After(now) {
-		// A cache keyed on another clock may hand out expired
-		// credentials once; ask it for new ones, then give up.
-		if inv, ok := s.creds.(interface{ Invalidate() }); ok {
-			inv.Invalidate()
-			if creds, err = s.creds.Retrieve(ctx); err != nil {
-				return Token{}, time.Time{}, fmt.Errorf("rdsauth: retrieving credentials: %w", err)
-			}
-		}
-		if creds.CanExpire && !creds.Expires.After(now) {
-			return Token{}, time.Time{}, fmt.Errorf("%w: credentials (access key %s) expired at %s; the provider must refresh them",
-				ErrCredentialsExpired, redactKey(creds.AccessKeyID), creds.Expires.UTC().Format(time.RFC3339))
-		}
-	}
-	signedAt := now.UTC().Truncate(time.Second)
 	endpoint := joinHostPort(k.host, k.port)
-	v, err := presign.Token(ctx, creds, signingName, e.region, endpoint,
-		url.Values{"Action": {"connect"}, "DBUser": {k.user}}, TokenLifetime, signedAt)
+	m, err := presign.Mint(ctx, s.creds, signingName, e.region, endpoint,
+		url.Values{"Action": {"connect"}, "DBUser": {k.user}}, TokenLifetime, s.clk.Now())
 	if err != nil {
-		return Token{}, time.Time{}, fmt.Errorf("rdsauth: signing a token for %s@%s: %w", k.user, endpoint, err)
+		var ee *presign.ExpiredCredentialsError
+		if errors.As(err, &ee) {
+			return Token{}, time.Time{}, fmt.Errorf("%w: %v", ErrCredentialsExpired, ee)
+		}
+		return Token{}, time.Time{}, fmt.Errorf("rdsauth: token for %s@%s: %w", k.user, endpoint, err)
 	}
-	expires := signedAt.Add(TokenLifetime)
-	if creds.CanExpire && creds.Expires.Before(expires) {
-		expires = creds.Expires
-	}
+	v, signedAt, expires := m.Value, m.SignedAt, m.Expires
 	serial := s.serial.Add(1)
 	e.latest.Store(serial)
 	s.mints.Add(1)
@@ -338,11 +319,4 @@ func (s *TokenSource) mint(ctx context.Context, k cacheKey, e *entry) (Token, ti
 		s.log.Debug("rdsauth: minted a token", "token", t)
 	}
 	return t, expires, nil
-}
-
-func redactKey(id string) string {
-	if len(id) <= 4 {
-		return "…"
-	}
-	return id[:4] + "…"
 }
