@@ -13,6 +13,7 @@ const (
 	maxBulkLen = 64 << 20
 )
 
+//lint:ignore ST1005 the text is what redis-server answers: "-ERR Protocol error"
 var errProtocol = errors.New("Protocol error")
 
 // readCommand reads one client command: a RESP array of bulk strings, or an
