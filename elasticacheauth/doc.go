@@ -66,7 +66,8 @@
 // # IAM permissions
 //
 // The identity needs elasticache:Connect on both the cache and the user
-// (memorydb:Connect on the cluster and user for MemoryDB):
+// (memorydb:Connect on the cluster and user for MemoryDB); [Policy]
+// generates the statement:
 //
 //	{
 //	  "Effect": "Allow",

@@ -23,6 +23,9 @@ type PolicyOptions struct {
 //	arn:PARTITION:elasticache:REGION:ACCOUNT:replicationgroup:CACHE (or serverlesscache:CACHE)
 //	arn:PARTITION:elasticache:REGION:ACCOUNT:user:USERID
 //
+// For MemoryDB (PolicyOptions.MemoryDB) the action is memorydb:Connect on
+// arn:PARTITION:memorydb:REGION:ACCOUNT:cluster/CLUSTER and .../user/USER.
+//
 // cacheName is the replication group id or serverless cache name, not an
 // endpoint host.
 func Policy(region, account, cacheName string, userIDs []string, optFns ...func(*PolicyOptions)) ([]byte, error) {
@@ -60,7 +63,12 @@ func Policy(region, account, cacheName string, userIDs []string, optFns ...func(
 	case o.MemoryDB:
 		service, kind, action = "memorydb", "cluster", "memorydb:Connect"
 	}
-	resources := []string{fmt.Sprintf("arn:%s:%s:%s:%s:%s:%s", partition, service, region, account, kind, name)}
+	// ElastiCache ARNs separate type and name with ':', MemoryDB's with '/'.
+	sep := ":"
+	if o.MemoryDB {
+		sep = "/"
+	}
+	resources := []string{fmt.Sprintf("arn:%s:%s:%s:%s:%s%s%s", partition, service, region, account, kind, sep, name)}
 	seen := map[string]bool{}
 	for _, u := range userIDs {
 		if err := checkUser(u); err != nil {
@@ -73,10 +81,7 @@ func Policy(region, account, cacheName string, userIDs []string, optFns ...func(
 			continue
 		}
 		seen[u] = true
-		resources = append(resources, fmt.Sprintf("arn:%s:%s:%s:%s:user/%s", partition, service, region, account, u))
-		if service == "elasticache" {
-			resources[len(resources)-1] = fmt.Sprintf("arn:%s:elasticache:%s:%s:user:%s", partition, region, account, u)
-		}
+		resources = append(resources, fmt.Sprintf("arn:%s:%s:%s:%s:user%s%s", partition, service, region, account, sep, u))
 	}
 	type statement struct {
 		Sid      string   `json:"Sid"`

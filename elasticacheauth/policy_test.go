@@ -67,3 +67,26 @@ func TestPolicyRejectsBadInput(t *testing.T) {
 		t.Error("short account accepted")
 	}
 }
+
+func TestPolicyMemoryDBARNs(t *testing.T) {
+	doc, err := elasticacheauth.Policy("eu-west-1", "111122223333", "Ledger", []string{"app"}, func(o *elasticacheauth.PolicyOptions) { o.MemoryDB = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := iam.New("111122223333")
+	role := "arn:aws:iam::111122223333:role/app"
+	if err := i.PutRole(role, []byte(policyTrust), doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range []string{"arn:aws:memorydb:eu-west-1:111122223333:cluster/ledger", "arn:aws:memorydb:eu-west-1:111122223333:user/app"} {
+		if !i.Authorize(role, "memorydb:Connect", res) {
+			t.Errorf("memorydb:Connect on %s not allowed:\n%s", res, doc)
+		}
+	}
+	if i.Authorize(role, "elasticache:Connect", "arn:aws:memorydb:eu-west-1:111122223333:cluster/ledger") {
+		t.Error("elasticache:Connect allowed on a MemoryDB cluster")
+	}
+	if _, err := elasticacheauth.Policy("eu-west-1", "111122223333", "ledger", []string{"app"}, func(o *elasticacheauth.PolicyOptions) { o.MemoryDB, o.Serverless = true, true }); err == nil {
+		t.Error("serverless MemoryDB accepted")
+	}
+}
