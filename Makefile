@@ -9,7 +9,7 @@ TEST_TIMEOUT ?= 45m
 BENCH ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all test deps tools vet fmt-check test-go test-examples bench lint demo clean
+.PHONY: all test deps tools vet fmt-check tidy-check test-go test-examples bench lint demo clean
 
 all: test
 
@@ -25,6 +25,17 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
+## tidy-check: fails when go mod tidy would change the library's, the
+## examples' or the tools' go.mod/go.sum
+tidy-check:
+	@for m in . examples tools; do \
+	  [ -f $$m/go.mod ] || continue; \
+	  if ! (cd $$m && $(GO) mod tidy -diff >/dev/null); then \
+	    echo "go.mod in $$m is not tidy: run (cd $$m && go mod tidy) and commit the result"; \
+	    (cd $$m && $(GO) mod tidy -diff) | head -40; exit 1; \
+	  fi; \
+	done
+
 vet:
 	$(GO) vet ./...
 
@@ -35,7 +46,7 @@ test-examples:
 	@if [ -f examples/go.mod ]; then cd examples && $(GO) vet ./... && $(GO) test -race -count=1 ./...; fi
 
 ## test: everything that keeps main honest
-test: deps tools fmt-check vet test-go test-examples
+test: deps tools fmt-check tidy-check vet test-go test-examples
 
 ## bench: benchmarks, with ratios against the plain SDK way in the same run
 bench: deps tools
