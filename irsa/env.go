@@ -86,7 +86,7 @@ type Environment struct {
 	// Err is set when config.LoadDefaultConfig fails for this environment
 	// (a selected profile that does not exist, a malformed shared file,
 	// AWS_WEB_IDENTITY_TOKEN_FILE without AWS_ROLE_ARN, a container URI
-	// on a host the SDK refuses, ...). Mode is then None and a Problem
+	// on a host the SDK refuses, ...). Mode is then None and Problems[0]
 	// names the variable and the fix.
 	Err error
 
