@@ -419,7 +419,7 @@ func (s *Server) assumeRoleForPodIdentity(tok string, c tokenClaims) (string, *a
 }
 
 func (s *Server) verifySignature(tok string) error {
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384, jose.PS256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384, jose.PS256})
 	if err != nil {
 		return fmt.Errorf("signature: %v", err)
 	}
