@@ -43,12 +43,20 @@ type Principal struct {
 // List is a JSON string or array of strings.
 type List []string
 
-// MarshalJSON writes one element as a string, more as an array.
+// MarshalJSON writes one element as a string, more as an array, without
+// HTML escaping (an S3 key prefix may hold '&', '<' or '>').
 func (l List) MarshalJSON() ([]byte, error) {
+	var v any = []string(l)
 	if len(l) == 1 {
-		return json.Marshal(l[0])
+		v = l[0]
 	}
-	return json.Marshal([]string(l))
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalJSON accepts a string or an array of strings.
