@@ -102,7 +102,7 @@ func explainWebIdentity(err error, roleARN string, c Claims) error {
 		case "AccessDenied":
 			ce.Reason = ErrTrustPolicy
 			provider := "arn:aws:iam::ACCOUNT:oidc-provider/" + issuerHost
-			if a, err := ParseARN(roleARN); err == nil {
+			if a, _, err := ParseRoleARN(roleARN); err == nil {
 				provider = "arn:" + a.Partition + ":iam::" + a.AccountID + ":oidc-provider/" + issuerHost
 			}
 			ce.Fix = fmt.Sprintf("the trust policy of %s must allow sts:AssumeRoleWithWebIdentity for Federated %q with StringEquals %q = %q and %q = %q (irsactl policy trust prints it)",

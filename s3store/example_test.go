@@ -80,7 +80,7 @@ func ExampleStore_List() {
 }
 
 func ExamplePolicy() {
-	doc, err := s3store.Policy("my-bucket", "tenant-42/")
+	doc, err := s3store.Policy("my-bucket", func(o *s3store.PolicyOptions) { o.Prefix = "tenant-42" })
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -92,9 +92,7 @@ func ExamplePolicy() {
 	//     {
 	//       "Sid": "ListPrefix",
 	//       "Effect": "Allow",
-	//       "Action": [
-	//         "s3:ListBucket"
-	//       ],
+	//       "Action": "s3:ListBucket",
 	//       "Resource": "arn:aws:s3:::my-bucket",
 	//       "Condition": {
 	//         "StringLike": {

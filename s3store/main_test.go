@@ -135,7 +135,7 @@ func newStoreCfg(t testing.TB, bucket string, policy []byte, optFns ...func(*s3s
 
 func mustPolicy(t testing.TB, bucket, prefix string, actions ...s3store.Action) []byte {
 	t.Helper()
-	p, err := s3store.Policy(bucket, prefix, actions...)
+	p, err := s3store.Policy(bucket, func(o *s3store.PolicyOptions) { o.Prefix, o.Actions = prefix, actions })
 	if err != nil {
 		t.Fatal(err)
 	}

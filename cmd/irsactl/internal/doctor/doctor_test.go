@@ -79,20 +79,12 @@ func run(m *testing.M) int {
 	}
 
 	// The role's policies are the ones irsactl policy generates.
-	scope := policy.Scope{Region: shared.Region, Account: shared.Account}
-	rds, err := policy.RDS(scope, pgFront.ResourceID(), "app")
-	if err != nil {
-		return fail(err)
-	}
-	ec, err := policy.ElastiCache(scope, cacheName, "app", false)
-	if err != nil {
-		return fail(err)
-	}
-	sec, err := policy.Secrets(scope, "", "prod/app/api-key")
-	if err != nil {
-		return fail(err)
-	}
-	doc, err := policy.Marshal(policy.Identity(append([]policy.Statement{rds, ec}, sec...)...))
+	doc, err := policy.Combined(policy.Inputs{
+		Region: shared.Region, Account: shared.Account,
+		ResourceID: pgFront.ResourceID(), DBUsers: []string{"app"},
+		Cache: cacheName, CacheUsers: []string{"app"},
+		Secrets: []string{"prod/app/api-key"},
+	})
 	if err != nil {
 		return fail(err)
 	}
