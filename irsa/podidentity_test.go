@@ -57,7 +57,7 @@ func TestPodIdentityEndToEnd(t *testing.T) {
 	front, err := pgfront.Start(pgfront.Config{Backend: pg.SocketPath(), Registry: env.Registry, IAM: env.IAM, Region: env.Region})
 	require.NoError(t, err)
 	t.Cleanup(func() { front.Close() })
-	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), "app")
+	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), []string{"app"})
 	require.NoError(t, err)
 	require.NoError(t, env.AttachPolicy(policy))
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
