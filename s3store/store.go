@@ -5,7 +5,10 @@ package s3store
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -73,7 +76,11 @@ type Store struct {
 	presign    *s3.PresignClient
 	uploader   *manager.Uploader
 	downloader *manager.Downloader
-	creds      aws.CredentialsProvider
+	// credsCache is cfg.Credentials when it is a cache, for the expiry of
+	// presigned URLs. Only a pointer is kept: a provider held by value
+	// (credentials.StaticCredentialsProvider is a struct holding the keys)
+	// would be printed, secret key and all, by fmt's %+v of the Store.
+	credsCache *aws.CredentialsCache
 }
 
 // New returns a Store for bucket, calling S3 with cfg (typically
@@ -122,7 +129,6 @@ func New(cfg aws.Config, bucket string, optFns ...func(*Options)) (*Store, error
 		opts:    o,
 		client:  client,
 		presign: s3.NewPresignClient(client),
-		creds:   cfg.Credentials,
 		uploader: manager.NewUploader(client, func(u *manager.Uploader) {
 			u.PartSize = o.PartSize
 			u.Concurrency = o.Concurrency
@@ -132,6 +138,7 @@ func New(cfg aws.Config, bucket string, optFns ...func(*Options)) (*Store, error
 			d.Concurrency = o.Concurrency
 		}),
 	}
+	s.credsCache, _ = cfg.Credentials.(*aws.CredentialsCache)
 	return s, nil
 }
 
@@ -140,6 +147,34 @@ func (s *Store) Client() *s3.Client { return s.client }
 
 // Bucket returns the bucket name.
 func (s *Store) Bucket() string { return s.bucket }
+
+// String names the Store's bucket. A Store prints as this under every fmt
+// verb and in slog, never as its fields: the S3 client inside holds the
+// credentials provider, which for static credentials is the keys
+// themselves.
+func (s Store) String() string { return "s3store.Store(s3://" + s.bucket + ")" }
+
+// GoString is String, for %#v.
+func (s Store) GoString() string { return s.String() }
+
+// Format writes String for every verb and flag.
+func (s Store) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		_, _ = io.WriteString(f, strconv.Quote(s.String()))
+		return
+	}
+	_, _ = io.WriteString(f, s.String())
+}
+
+// LogValue logs the bucket.
+func (s Store) LogValue() slog.Value { return slog.GroupValue(slog.String("bucket", s.bucket)) }
+
+var (
+	_ fmt.Stringer   = Store{}
+	_ fmt.GoStringer = Store{}
+	_ fmt.Formatter  = Store{}
+	_ slog.LogValuer = Store{}
+)
 
 // validateBucket accepts current S3 bucket names and the legacy us-east-1
 // ones (upper case, underscores, up to 255 characters).
