@@ -1,5 +1,3 @@
-//lint:file-ignore SA1019 feature/s3/manager is deprecated in favour of feature/s3/transfermanager, which is still v0 (unstable API); manager is the stable, supported transfer manager this module pins.
-
 package s3store
 
 import (
@@ -14,15 +12,19 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// Defaults of [Options].
+// Defaults and limits of [Options]. The part size and concurrency are
+// those of the SDK's transfer manager (feature/s3/transfermanager).
 const (
-	DefaultPartSize       = manager.DefaultUploadPartSize // 5 MiB
-	DefaultConcurrency    = manager.DefaultUploadConcurrency
+	DefaultPartSize    = 8 << 20 // 8 MiB
+	DefaultConcurrency = 5
+	// MinPartSize is S3's minimum size of a part of a multipart upload.
+	MinPartSize           = 5 << 20 // 5 MiB
 	DefaultPresignExpires = 15 * time.Minute
 	// MaxPresignExpires is SigV4's limit on a presigned URL's lifetime.
 	MaxPresignExpires = 7 * 24 * time.Hour
@@ -50,10 +52,10 @@ type Options struct {
 	// "": the SDK's default, CRC32.
 	ChecksumAlgorithm types.ChecksumAlgorithm
 
-	// PartSize is the part size of multipart uploads and downloads, at least
-	// 5 MiB. A Put from a reader that is not an io.ReaderAt buffers at most
-	// Concurrency+1 parts, whatever the object's size. Default
-	// DefaultPartSize.
+	// PartSize is the part size of multipart uploads and downloads, at
+	// least MinPartSize. A Put holds at most Concurrency+2 parts in memory,
+	// whatever the object's size; content of unknown size can have at most
+	// S3's 10,000 parts. Default DefaultPartSize.
 	PartSize int64
 	// Concurrency is the number of parts in flight per upload or download.
 	// Default DefaultConcurrency.
@@ -70,12 +72,11 @@ type Options struct {
 // Store is an S3 bucket. It is safe for concurrent use; it starts no
 // goroutines beyond those of a call in progress, so it needs no Close.
 type Store struct {
-	bucket     string
-	opts       Options
-	client     *s3.Client
-	presign    *s3.PresignClient
-	uploader   *manager.Uploader
-	downloader *manager.Downloader
+	bucket   string
+	opts     Options
+	client   *s3.Client
+	presign  *s3.PresignClient
+	transfer *transfermanager.Client
 	// credsCache is cfg.Credentials when it is a cache, for the expiry of
 	// presigned URLs. Only a pointer is kept: a provider held by value
 	// (credentials.StaticCredentialsProvider is a struct holding the keys)
@@ -100,7 +101,7 @@ func New(cfg aws.Config, bucket string, optFns ...func(*Options)) (*Store, error
 	if o.PartSize == 0 {
 		o.PartSize = DefaultPartSize
 	}
-	if o.PartSize < manager.MinUploadPartSize {
+	if o.PartSize < MinPartSize {
 		return nil, fmt.Errorf("s3store: PartSize %d is below S3's minimum part size of 5 MiB", o.PartSize)
 	}
 	if o.Concurrency == 0 {
@@ -129,13 +130,21 @@ func New(cfg aws.Config, bucket string, optFns ...func(*Options)) (*Store, error
 		opts:    o,
 		client:  client,
 		presign: s3.NewPresignClient(client),
-		uploader: manager.NewUploader(client, func(u *manager.Uploader) {
-			u.PartSize = o.PartSize
-			u.Concurrency = o.Concurrency
-		}),
-		downloader: manager.NewDownloader(client, func(d *manager.Downloader) {
-			d.PartSize = o.PartSize
-			d.Concurrency = o.Concurrency
+		transfer: transfermanager.New(client, func(to *transfermanager.Options) {
+			to.PartSizeBytes = o.PartSize
+			to.Concurrency = o.Concurrency
+			// Content up to one part goes up in one PutObject, so the
+			// first part read is never larger than the others.
+			to.MultipartUploadThreshold = o.PartSize
+			// Downloads fetch ranges of PartSize, whatever part layout
+			// the object was uploaded with (one PutObject of 5 GiB
+			// included); fetching by part number would not split those.
+			to.GetObjectType = tmtypes.GetObjectRanges
+			// The transfer manager sets this on every request it sends;
+			// keep the client's (aws.Config or ClientOptions) setting.
+			if c := client.Options().RequestChecksumCalculation; c != aws.RequestChecksumCalculationUnset {
+				to.RequestChecksumCalculation = c
+			}
 		}),
 	}
 	s.credsCache, _ = cfg.Credentials.(*aws.CredentialsCache)
