@@ -2,6 +2,7 @@ package s3store_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -31,7 +32,19 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(versitygw.Main(m, func(e *versitygw.Env, err error) { env, envErr = e, err }))
+	var closeExamplePod func()
+	code := versitygw.Main(m, func(e *versitygw.Env, err error) {
+		env, envErr = e, err
+		closeExamplePod, err = examplePod(e)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "s3store: the examples' pod environment: %v\n", err)
+			os.Exit(1)
+		}
+	})
+	if closeExamplePod != nil {
+		closeExamplePod()
+	}
+	os.Exit(code)
 }
 
 // testBucket is where the tests' roles are scoped; otherBucket is outside
