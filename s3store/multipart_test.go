@@ -46,6 +46,9 @@ func compositeSHA256(data []byte, partSize int) string {
 	return fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(sum[:]), n)
 }
 
+// minPart is S3's minimum part size, for sizing test data.
+const minPart = int(s3store.MinPartSize)
+
 // stream hides every method of r but Read: content of unknown size, as
 // from a network connection.
 func stream(r io.Reader) io.Reader { return struct{ io.Reader }{r} }
@@ -176,7 +179,7 @@ func TestPutAbortsFailedUpload(t *testing.T) {
 	errDropped := errors.New("connection dropped")
 	cc := newCallCounter()
 
-	_, err := st.Put(ctx, "abort/partial.bin", &brokenReader{r: bytes.NewReader(randomData(3*s3store.MinPartSize, 2)), err: errDropped},
+	_, err := st.Put(ctx, "abort/partial.bin", &brokenReader{r: bytes.NewReader(randomData(3*minPart, 2)), err: errDropped},
 		func(o *s3store.PutOptions) {
 			o.PartSize = s3store.MinPartSize
 			o.ClientOptions = append(o.ClientOptions, cc.option)
@@ -214,7 +217,7 @@ func TestPutKeepsClientChecksumSetting(t *testing.T) {
 		})
 	})
 	ctx := context.Background()
-	data := randomData(2*s3store.MinPartSize+100, 3)
+	data := randomData(2*minPart+100, 3)
 	res, err := st.Put(ctx, "ckreq/a.bin", stream(bytes.NewReader(data)))
 	require.NoError(t, err)
 	require.NotEmpty(t, res.UploadID)
@@ -248,7 +251,7 @@ func TestDownload(t *testing.T) {
 		o.ClientOptions = append(o.ClientOptions, cc.option)
 	})
 	ctx := context.Background()
-	data := randomData(2*s3store.MinPartSize+12345, 4)
+	data := randomData(2*minPart+12345, 4)
 	_, err := st.Put(ctx, "dl/obj.bin", bytes.NewReader(data))
 	require.NoError(t, err)
 	_, err = st.Put(ctx, "dl/empty", bytes.NewReader(nil))
@@ -281,7 +284,7 @@ func TestDownload(t *testing.T) {
 			want   []byte
 		}{
 			{10, 100, data[10:110]},
-			{s3store.MinPartSize - 5, s3store.MinPartSize + 10, data[s3store.MinPartSize-5 : 2*s3store.MinPartSize+5]},
+			{s3store.MinPartSize - 5, s3store.MinPartSize + 10, data[minPart-5 : 2*minPart+5]},
 			{int64(len(data)) - 7, 0, data[len(data)-7:]},    // to the end
 			{int64(len(data)) - 7, 1000, data[len(data)-7:]}, // past the end: what there is
 		} {

@@ -21,11 +21,11 @@ import (
 // Defaults and limits of [Options]. The part size and concurrency are
 // those of the SDK's transfer manager (feature/s3/transfermanager).
 const (
-	DefaultPartSize    = 8 << 20 // 8 MiB
-	DefaultConcurrency = 5
+	DefaultPartSize    int64 = 8 << 20 // 8 MiB
+	DefaultConcurrency       = 5
 	// MinPartSize is S3's minimum size of a part of a multipart upload.
-	MinPartSize           = 5 << 20 // 5 MiB
-	DefaultPresignExpires = 15 * time.Minute
+	MinPartSize           int64 = 5 << 20 // 5 MiB
+	DefaultPresignExpires       = 15 * time.Minute
 	// MaxPresignExpires is SigV4's limit on a presigned URL's lifetime.
 	MaxPresignExpires = 7 * 24 * time.Hour
 )
