@@ -21,8 +21,8 @@ const (
 )
 
 // examplePod sets the process environment of a pod whose service account
-// is annotated with a role allowed s3store.Policy(exampleBucket,
-// examplePrefix), so that the examples run exactly as written for a pod:
+// is annotated with a role allowed s3store.Policy for exampleBucket and
+// examplePrefix, so that the examples run exactly as written for a pod:
 // irsa.Load finds AWS_ROLE_ARN and the projected token, STS at
 // AWS_ENDPOINT_URL_STS and S3 at AWS_ENDPOINT_URL_S3. The servers are
 // versitygw's when it runs, else the in-process OIDC, STS and S3
