@@ -211,6 +211,7 @@ func NewClient(ctx context.Context, addr, cacheName, userID string, cfg aws.Conf
 	once := *ro // Conn and Watch: authenticate once per connection
 	once.CredentialsProviderContext = CredentialsProviderContext(s.src)
 	if s.scp != nil {
+		once.CredentialsProviderContext = s.scp.credentialsContext
 		ro.StreamingCredentialsProvider = s.scp
 	} else {
 		ro.CredentialsProviderContext = once.CredentialsProviderContext
@@ -237,6 +238,7 @@ func NewClusterClient(ctx context.Context, addr, cacheName, userID string, cfg a
 	once := *co
 	once.CredentialsProviderContext = CredentialsProviderContext(s.src)
 	if s.scp != nil {
+		once.CredentialsProviderContext = s.scp.credentialsContext
 		co.StreamingCredentialsProvider = s.scp
 	} else {
 		co.CredentialsProviderContext = once.CredentialsProviderContext
@@ -323,7 +325,8 @@ func prepare(ctx context.Context, addr, cacheName, userID string, cfg aws.Config
 	if !o.DisableReauth {
 		s.scp = NewStreamingCredentialsProvider(src, func(so *StreamingOptions) {
 			so.Interval = o.ReauthInterval
-			so.Clock = o.Clock
+			so.Logger = to.Logger
+			so.clock = o.Clock
 		})
 	}
 	return s, nil

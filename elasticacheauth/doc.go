@@ -43,6 +43,13 @@
 //	})
 //	rdb.AddHook(elasticacheauth.InvalidateOnWrongPass(src))
 //
+// An STS or credentials outage does not take Redis down: ElastiCache keeps
+// an authenticated connection for 12 hours after its last authentication,
+// so the [StreamingCredentialsProvider] never reports a failed mint to
+// go-redis (which would close the connection); it skips that round, retries
+// with back-off, and pushes the first token it gets. New connections get
+// the last good token while it is valid; only then do they fail.
+//
 // A [TokenSource] mints at most once per cache window however many
 // connections open at once: a hit is one atomic load; concurrent misses
 // share one mint; a token is refreshed early with jitter, never served

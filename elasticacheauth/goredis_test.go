@@ -487,9 +487,8 @@ func TestWithoutReauthConnectionsAreCut(t *testing.T) {
 func TestStreamingProviderSubscribeIsIdempotent(t *testing.T) {
 	w := newFakeWorld(t)
 	src := newSource(t, w, static(w.creds(t, time.Hour)))
-	p := elasticacheauth.NewStreamingCredentialsProvider(src, func(o *elasticacheauth.StreamingOptions) {
+	p := elasticacheauth.NewStreamingCredentialsProvider(src, elasticacheauth.StreamingClock(w.clk), func(o *elasticacheauth.StreamingOptions) {
 		o.Interval = time.Minute
-		o.Clock = w.clk
 	})
 	defer p.Close()
 	l := &countingListener{}
