@@ -31,7 +31,15 @@
 // WRONGPASS so the next connection attempt mints a fresh one
 // ([InvalidateOnWrongPass]).
 //
-// To configure go-redis yourself, hand it the hook types it defines:
+// [Client] and [ClusterClient] are redis.UniversalClient values with every
+// command of redis.Cmdable. They do not hand out their go-redis clients:
+// with a StreamingCredentialsProvider, go-redis v9.23 panics when Conn or
+// Watch opens a new connection, so Conn, Watch and AutoPipeline run on a
+// second client that authenticates each connection once (same token
+// source) and replaces it after ClientOptions.MaxConnLifetime.
+//
+// To configure go-redis yourself, hand it the hook types it defines (and
+// avoid Conn and Watch on a client with a StreamingCredentialsProvider):
 //
 //	src, err := elasticacheauth.NewTokenSource("orders", "app-user", cfg.Credentials,
 //		func(o *elasticacheauth.Options) { o.Region = "us-east-1" })

@@ -1,0 +1,201 @@
+package elasticacheauth_test
+
+import (
+	"context"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/irsakit/irsakit/elasticacheauth"
+)
+
+// go-redis v9.23.0 itself: with a StreamingCredentialsProvider, Conn,
+// EphemeralConn and Watch dereference a nil pointer whenever they must open
+// a new connection (the sticky clients they build lack the streaming
+// credentials manager). Client and ClusterClient exist around that; when an
+// upgrade makes this test fail, serve Conn and Watch from the one client.
+func TestGoRedisPanicsOnStickyConnectionsWithStreamingCredentials(t *testing.T) {
+	ctx := context.Background()
+	src := stormSource(t)
+	scp := elasticacheauth.NewStreamingCredentialsProvider(src)
+	defer scp.Close()
+	for name, use := range map[string]func(*redis.Client) error{
+		"Conn":          func(c *redis.Client) error { return c.Conn().Ping(ctx).Err() },
+		"EphemeralConn": func(c *redis.Client) error { return c.EphemeralConn().Ping(ctx).Err() },
+		"Watch": func(c *redis.Client) error {
+			return c.Watch(ctx, func(tx *redis.Tx) error { return tx.Ping(ctx).Err() }, "k")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// A fresh client: the sticky connection must be a new one.
+			rdb := redis.NewClient(stormOptions(func(o *redis.Options) { o.StreamingCredentialsProvider = scp }))
+			defer rdb.Close()
+			assert.Panics(t, func() { _ = use(rdb) }, "go-redis no longer panics: drop the once-authenticated client")
+		})
+	}
+}
+
+// No exported field or method of Client or ClusterClient leads to a
+// go-redis client that has the panic above.
+func TestNoWayToTheStreamingPanic(t *testing.T) {
+	bad := map[reflect.Type]bool{
+		reflect.TypeFor[*redis.Client]():        true,
+		reflect.TypeFor[*redis.ClusterClient](): true,
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[*elasticacheauth.Client](), reflect.TypeFor[*elasticacheauth.ClusterClient]()} {
+		t.Run(typ.Elem().Name(), func(t *testing.T) {
+			for i := range typ.Elem().NumField() {
+				if f := typ.Elem().Field(i); f.IsExported() {
+					assert.False(t, bad[f.Type], "exported field %s is a %s", f.Name, f.Type)
+				}
+			}
+			for i := range typ.NumMethod() {
+				m := typ.Method(i)
+				for o := range m.Type.NumOut() {
+					assert.False(t, bad[m.Type.Out(o)], "method %s returns a %s", m.Name, m.Type.Out(o))
+				}
+			}
+		})
+	}
+}
+
+// Every way a user runs a sticky connection or a transaction — Conn, Watch,
+// through redis.UniversalClient, through an AutoPipeliner — works on a
+// fresh client and under concurrency, when each needs a new connection.
+func TestStickyConnectionsWithStreamingCredentials(t *testing.T) {
+	ctx := context.Background()
+	watch := func(w interface {
+		Watch(context.Context, func(*redis.Tx) error, ...string) error
+	}, key string) error {
+		return w.Watch(ctx, func(tx *redis.Tx) error {
+			n, err := tx.Get(ctx, key).Int()
+			if err != nil && err != redis.Nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Set(ctx, key, n+1, 0); return nil })
+			return err
+		}, key)
+	}
+	uses := map[string]func(u redis.UniversalClient, i int) error{
+		"Watch": func(u redis.UniversalClient, i int) error { return watch(u, "sticky-w"+strconv.Itoa(i)) },
+		"AutoPipeline.Watch": func(u redis.UniversalClient, i int) error {
+			ap, err := u.AutoPipeline()
+			if err != nil {
+				return err
+			}
+			return watch(ap, "sticky-a"+strconv.Itoa(i))
+		},
+		"Subscribe": func(u redis.UniversalClient, i int) error {
+			ps := u.Subscribe(ctx, "sticky-ch"+strconv.Itoa(i))
+			defer ps.Close()
+			_, err := ps.Receive(ctx)
+			return err
+		},
+	}
+	clients := map[string]func(t *testing.T) redis.UniversalClient{
+		"Client": func(t *testing.T) redis.UniversalClient { return newClient(t, standalone.Addr(), "orders", cfg) },
+		"ClusterClient": func(t *testing.T) redis.UniversalClient {
+			cc, err := elasticacheauth.NewClusterClient(ctx, cluster.Addrs()[0], "orders-cluster", userID, cfg, trustFront)
+			require.NoError(t, err)
+			t.Cleanup(func() { cc.Close() })
+			return cc
+		},
+	}
+	for cname, newUniversal := range clients {
+		for uname, use := range uses {
+			t.Run(cname+"/"+uname, func(t *testing.T) {
+				u := newUniversal(t) // fresh: no idle connection to reuse
+				const n = 16
+				var wg sync.WaitGroup
+				errs := make([]error, n)
+				for i := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						assert.NotPanics(t, func() { errs[i] = use(u, i) })
+					}()
+				}
+				wg.Wait()
+				for i, err := range errs {
+					assert.NoError(t, err, "call %d", i)
+				}
+			})
+		}
+	}
+	t.Run("Client/Conn", func(t *testing.T) {
+		rdb := newClient(t, standalone.Addr(), "orders", cfg)
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				assert.NotPanics(t, func() {
+					c := rdb.Conn()
+					defer c.Close()
+					assert.NoError(t, c.Set(ctx, "sticky-c"+strconv.Itoa(i), i, time.Minute).Err())
+				})
+			}()
+		}
+		wg.Wait()
+	})
+}
+
+// nameHook records the names of the commands it sees.
+type nameHook struct {
+	mu    sync.Mutex
+	names []string
+}
+
+// seen returns the recorded names that are among names, in order.
+func (h *nameHook) seen(names ...string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, n := range h.names {
+		for _, want := range names {
+			if n == want {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func (h *nameHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *nameHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		h.names = append(h.names, cmd.Name())
+		h.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+func (h *nameHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A hook added to the Client sees the commands of the re-authenticated
+// pool and of Conn and Watch, whether added before or after their first
+// use.
+func TestAddHookReachesStickyConnections(t *testing.T) {
+	ctx := context.Background()
+	rdb := newClient(t, standalone.Addr(), "orders", cfg)
+	early := &nameHook{}
+	rdb.AddHook(early)
+	require.NoError(t, rdb.Echo(ctx, "pool").Err())
+	c := rdb.Conn()
+	require.NoError(t, c.Echo(ctx, "conn").Err())
+	require.NoError(t, c.Close())
+	late := &nameHook{}
+	rdb.AddHook(late)
+	require.NoError(t, rdb.Watch(ctx, func(tx *redis.Tx) error { return tx.Echo(ctx, "watch").Err() }, "hooked"))
+	// Connection set-up (HELLO) and UNWATCH pass the hooks too.
+	assert.Equal(t, []string{"echo", "echo", "watch", "echo"}, early.seen("echo", "watch"))
+	assert.Equal(t, []string{"watch", "echo"}, late.seen("echo", "watch"))
+}
