@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -30,13 +31,23 @@ type ClientOptions struct {
 	// authentication without in-transit encryption, and a token is a bearer
 	// credential for 15 minutes, so this is only for local servers.
 	// Default false: TLS 1.2 or later, certificates verified against the
-	// endpoint host.
+	// endpoint host. It cannot be combined with TLSConfig.
 	DisableTLS bool
 	// RootCAs verify the server certificate. Default: the system pool
-	// (which trusts ElastiCache's certificates).
+	// (which trusts ElastiCache's Amazon Trust Services certificates).
 	RootCAs *x509.CertPool
-	// TLSConfig replaces the default TLS configuration (it is cloned).
+	// TLSConfig replaces the default TLS configuration (it is cloned; its
+	// RootCAs default to RootCAs, its MinVersion to TLS 1.2). It must
+	// verify the server's certificate and allow no version below TLS 1.2,
+	// else NewClient and NewClusterClient fail with ErrInsecureTransport;
+	// so must the configuration ClientOptions.Redis or Cluster leave, and a
+	// custom go-redis Dialer's connections are given (or checked for)
+	// verified TLS.
 	TLSConfig *tls.Config
+	// AllowInsecureTLS accepts TLS that does not verify the server's
+	// certificate (InsecureSkipVerify): anyone in the network path could
+	// then take the tokens. Default false.
+	AllowInsecureTLS bool
 
 	// ReauthInterval is how often live connections are re-authenticated with
 	// a current token (StreamingOptions.Interval). Default 15 minutes.
@@ -370,6 +381,7 @@ type setup struct {
 	scp      *StreamingCredentialsProvider
 	tls      *tls.Config
 	o        ClientOptions
+	logger   *slog.Logger
 }
 
 // NewClient returns a go-redis client for a cluster-mode-disabled cache at
@@ -381,7 +393,7 @@ type setup struct {
 // surfaces credential problems now rather than at the first command.
 // Serverless caches speak the cluster protocol: use NewClusterClient.
 func NewClient(ctx context.Context, addr, cacheName, userID string, cfg aws.Config, optFns ...func(*ClientOptions)) (*Client, error) {
-	s, err := prepare(ctx, addr, cacheName, userID, cfg, optFns)
+	s, err := prepare(addr, cacheName, userID, cfg, optFns)
 	if err != nil {
 		return nil, err
 	}
@@ -392,6 +404,13 @@ func NewClient(ctx context.Context, addr, cacheName, userID string, cfg aws.Conf
 	ro := &redis.Options{Addr: addr, TLSConfig: s.tls, ConnMaxLifetime: s.lifetime, MaintNotificationsConfig: noMaintNotifications()}
 	if s.o.Redis != nil {
 		s.o.Redis(ro)
+	}
+	if err := secureTransport(&s.o, "ClientOptions.Redis", ro.TLSConfig, &ro.Dialer); err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := s.start(ctx); err != nil {
+		return nil, err
 	}
 	once := *ro // Conn, Watch, AutoPipeline: authenticate once per connection
 	once.CredentialsProviderContext = CredentialsProviderContext(s.src)
@@ -412,13 +431,20 @@ func NewClient(ctx context.Context, addr, cacheName, userID string, cfg aws.Conf
 // tokens when the endpoint name says serverless or Options.Serverless is
 // set).
 func NewClusterClient(ctx context.Context, addr, cacheName, userID string, cfg aws.Config, optFns ...func(*ClientOptions)) (*ClusterClient, error) {
-	s, err := prepare(ctx, addr, cacheName, userID, cfg, optFns)
+	s, err := prepare(addr, cacheName, userID, cfg, optFns)
 	if err != nil {
 		return nil, err
 	}
 	co := &redis.ClusterOptions{Addrs: []string{addr}, TLSConfig: s.tls, ConnMaxLifetime: s.lifetime, MaintNotificationsConfig: noMaintNotifications()}
 	if s.o.Cluster != nil {
 		s.o.Cluster(co)
+	}
+	if err := secureTransport(&s.o, "ClientOptions.Cluster", co.TLSConfig, &co.Dialer); err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := s.start(ctx); err != nil {
+		return nil, err
 	}
 	once := *co
 	once.CredentialsProviderContext = CredentialsProviderContext(s.src)
@@ -449,7 +475,9 @@ func (s *setup) close() {
 	s.src.Close()
 }
 
-func prepare(ctx context.Context, addr, cacheName, userID string, cfg aws.Config, optFns []func(*ClientOptions)) (*setup, error) {
+// prepare checks the arguments and options and makes the token source;
+// nothing in it does I/O.
+func prepare(addr, cacheName, userID string, cfg aws.Config, optFns []func(*ClientOptions)) (*setup, error) {
 	var o ClientOptions
 	for _, fn := range optFns {
 		fn(&o)
@@ -485,32 +513,36 @@ func prepare(ctx context.Context, addr, cacheName, userID string, cfg aws.Config
 	if cfg.Credentials == nil {
 		return nil, fmt.Errorf("%w: the aws.Config has no credentials (load it with irsa.Load or config.LoadDefaultConfig)", ErrNoCredentials)
 	}
+	tlsConf, err := tlsFor(&o)
+	if err != nil {
+		return nil, err
+	}
 	src, err := NewTokenSource(cacheName, userID, cfg.Credentials, func(x *Options) { *x = to })
 	if err != nil {
 		return nil, err
 	}
-	s := &setup{src: src, o: o}
-	if _, err := src.Token(ctx); err != nil {
-		src.Close()
-		return nil, fmt.Errorf("elasticacheauth: first token for %s@%s: %w", userID, src.cacheName, err)
-	}
-	switch {
-	case o.TLSConfig != nil:
-		s.tls = o.TLSConfig.Clone()
-	case !o.DisableTLS:
-		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs}
-	}
+	s := &setup{src: src, o: o, tls: tlsConf, logger: to.Logger}
 	switch {
 	case o.MaxConnLifetime == 0:
 		s.lifetime = 11*time.Hour + time.Duration(rand.Int64N(int64(30*time.Minute)))
 	case o.MaxConnLifetime > 0:
 		s.lifetime = o.MaxConnLifetime
 	}
-	if !o.DisableReauth {
-		s.scp = NewStreamingCredentialsProvider(src, func(so *StreamingOptions) {
-			so.Interval = o.ReauthInterval
-			so.Logger = to.Logger
+	return s, nil
+}
+
+// start mints the first token, which surfaces credential problems now
+// rather than at the first command, and starts the re-authentication.
+func (s *setup) start(ctx context.Context) error {
+	if _, err := s.src.Token(ctx); err != nil {
+		s.close()
+		return fmt.Errorf("elasticacheauth: first token for %s@%s: %w", s.src.user, s.src.cacheName, err)
+	}
+	if !s.o.DisableReauth {
+		s.scp = NewStreamingCredentialsProvider(s.src, func(so *StreamingOptions) {
+			so.Interval = s.o.ReauthInterval
+			so.Logger = s.logger
 		})
 	}
-	return s, nil
+	return nil
 }

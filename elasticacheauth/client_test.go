@@ -2,6 +2,9 @@ package elasticacheauth_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
 	"reflect"
 	"strconv"
 	"sync"
@@ -198,4 +201,131 @@ func TestAddHookReachesStickyConnections(t *testing.T) {
 	// Connection set-up (HELLO) and UNWATCH pass the hooks too.
 	assert.Equal(t, []string{"echo", "echo", "watch", "echo"}, early.seen("echo", "watch"))
 	assert.Equal(t, []string{"watch", "echo"}, late.seen("echo", "watch"))
+}
+
+// A token is a bearer credential: the TLS that carries it cannot be turned
+// off or left unverified by accident, wherever the configuration comes
+// from; only the named opt-ins do it.
+func TestTLSCannotBeDowngraded(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		cluster bool
+		opts    func(*elasticacheauth.ClientOptions)
+		want    error
+		fix     string // the error names the fix
+	}{
+		{"InsecureSkipVerify in TLSConfig", false, func(o *elasticacheauth.ClientOptions) {
+			o.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+		}, elasticacheauth.ErrInsecureTransport, "AllowInsecureTLS"},
+		{"InsecureSkipVerify set by ClientOptions.Redis", false, func(o *elasticacheauth.ClientOptions) {
+			o.Redis = func(ro *redis.Options) { ro.TLSConfig.InsecureSkipVerify = true }
+		}, elasticacheauth.ErrInsecureTransport, "AllowInsecureTLS"},
+		{"InsecureSkipVerify set by ClientOptions.Cluster", true, func(o *elasticacheauth.ClientOptions) {
+			o.Cluster = func(co *redis.ClusterOptions) { co.TLSConfig.InsecureSkipVerify = true }
+		}, elasticacheauth.ErrInsecureTransport, "AllowInsecureTLS"},
+		{"TLS removed by ClientOptions.Redis", false, func(o *elasticacheauth.ClientOptions) {
+			o.Redis = func(ro *redis.Options) { ro.TLSConfig = nil }
+		}, elasticacheauth.ErrInsecureTransport, "DisableTLS"},
+		{"TLS removed by ClientOptions.Cluster", true, func(o *elasticacheauth.ClientOptions) {
+			o.Cluster = func(co *redis.ClusterOptions) { co.TLSConfig = nil }
+		}, elasticacheauth.ErrInsecureTransport, "DisableTLS"},
+		{"TLS 1.1 allowed", false, func(o *elasticacheauth.ClientOptions) {
+			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS11}
+		}, elasticacheauth.ErrInsecureTransport, "MinVersion"},
+		{"DisableTLS with a TLSConfig", false, func(o *elasticacheauth.ClientOptions) {
+			o.DisableTLS = true
+			o.TLSConfig = &tls.Config{}
+		}, elasticacheauth.ErrInvalidOptions, "DisableTLS"},
+		{"two different root pools", false, func(o *elasticacheauth.ClientOptions) {
+			o.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool()}
+		}, elasticacheauth.ErrInvalidOptions, "RootCAs"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			if tc.cluster {
+				var cc *elasticacheauth.ClusterClient
+				cc, err = elasticacheauth.NewClusterClient(ctx, cluster.Addrs()[0], "orders-cluster", userID, cfg, trustFront, tc.opts)
+				if err == nil {
+					cc.Close()
+				}
+			} else {
+				var c *elasticacheauth.Client
+				c, err = elasticacheauth.NewClient(ctx, standalone.Addr(), "orders", userID, cfg, trustFront, tc.opts)
+				if err == nil {
+					c.Close()
+				}
+			}
+			require.ErrorIs(t, err, tc.want)
+			assert.Contains(t, err.Error(), tc.fix)
+		})
+	}
+}
+
+// The opt-ins and the ways to configure TLS that keep it verified.
+func TestTLSConfigurations(t *testing.T) {
+	ctx := context.Background()
+	noRetry := func(ro *redis.Options) { ro.MaxRetries = -1 }
+	tests := []struct {
+		name string
+		opts func(*elasticacheauth.ClientOptions)
+		fail string // "": PING succeeds; else PING fails with this text
+	}{
+		{"TLSConfig takes RootCAs", func(o *elasticacheauth.ClientOptions) {
+			o.RootCAs = standalone.CertPool()
+			o.TLSConfig = &tls.Config{}
+			o.Redis = noRetry
+		}, ""},
+		{"AllowInsecureTLS lets an untrusted certificate through", func(o *elasticacheauth.ClientOptions) {
+			o.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+			o.AllowInsecureTLS = true
+			o.Redis = noRetry
+		}, ""},
+		{"a Dialer's plain connection gets TLS", func(o *elasticacheauth.ClientOptions) {
+			o.RootCAs = standalone.CertPool()
+			o.Redis = func(ro *redis.Options) {
+				noRetry(ro)
+				ro.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, network, addr)
+				}
+			}
+		}, ""},
+		{"a Dialer's plain connection gets verified TLS", func(o *elasticacheauth.ClientOptions) {
+			o.Redis = func(ro *redis.Options) {
+				noRetry(ro)
+				ro.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, network, addr)
+				}
+			}
+		}, "certificate"},
+		{"a Dialer's unverified TLS connection is refused", func(o *elasticacheauth.ClientOptions) {
+			o.Redis = func(ro *redis.Options) {
+				noRetry(ro)
+				ro.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}}
+					return d.DialContext(ctx, network, addr)
+				}
+			}
+		}, "AllowInsecureTLS"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb, err := elasticacheauth.NewClient(ctx, standalone.Addr(), "orders", userID, cfg, tc.opts)
+			require.NoError(t, err)
+			defer rdb.Close()
+			before := standalone.Stats().AuthOK
+			err = rdb.Ping(ctx).Err()
+			if tc.fail == "" {
+				require.NoError(t, err)
+				assert.Greater(t, standalone.Stats().AuthOK, before, "not authenticated by the TLS front")
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.fail)
+			assert.Equal(t, before, standalone.Stats().AuthOK, "a token went over unverified TLS")
+		})
+	}
 }

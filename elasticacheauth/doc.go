@@ -24,12 +24,20 @@
 //
 // [NewClient] (cluster mode disabled) and [NewClusterClient] (configuration
 // endpoints and serverless caches) derive the cache name, region and
-// serverless flag from the endpoint name, use TLS (opt out only with
-// ClientOptions.DisableTLS), authenticate as the user id, push a current
-// token to every live connection every 15 minutes through a
-// [StreamingCredentialsProvider], and drop a token the server refused with
-// WRONGPASS so the next connection attempt mints a fresh one
-// ([InvalidateOnWrongPass]).
+// serverless flag from the endpoint name, use verified TLS 1.2 or later,
+// authenticate as the user id, push a current token to every live
+// connection every 15 minutes through a [StreamingCredentialsProvider], and
+// drop a token the server refused with WRONGPASS so the next connection
+// attempt mints a fresh one ([InvalidateOnWrongPass]).
+//
+// A token is a bearer credential, so its TLS cannot be downgraded by
+// accident: a TLS configuration that skips certificate verification or
+// allows TLS below 1.2 — in ClientOptions.TLSConfig or left by
+// ClientOptions.Redis / Cluster — fails with [ErrInsecureTransport], and a
+// custom go-redis Dialer's connections get verified TLS too. Only
+// ClientOptions.DisableTLS (plaintext, for local servers) and
+// ClientOptions.AllowInsecureTLS opt out. ElastiCache's certificates verify
+// with the system roots.
 //
 // [Client] and [ClusterClient] are redis.UniversalClient values with every
 // command of redis.Cmdable. They do not hand out their go-redis clients:
@@ -70,8 +78,9 @@
 // Constructors fail with errors wrapping one of the sentinels
 // ([ErrInvalidCacheName], [ErrInvalidUser], [ErrNoRegion],
 // [ErrNoCredentials], [ErrInvalidEndpoint], [ErrCacheNameMismatch],
-// [ErrServerlessNeedsCluster], [ErrInvalidOptions]); minting fails with
-// the credentials provider's error wrapped, or [ErrCredentialsExpired];
+// [ErrServerlessNeedsCluster], [ErrInvalidOptions],
+// [ErrInsecureTransport]); minting fails with the credentials provider's
+// error wrapped, or [ErrCredentialsExpired];
 // [ErrClosed] after Close. A refused token reaches the caller as go-redis's
 // error for the command ("WRONGPASS invalid username-password pair or user
 // is disabled."), which usually means the role lacks elasticache:Connect on

@@ -30,6 +30,11 @@ var (
 	// ErrInvalidOptions: options contradict each other (e.g. MemoryDB and
 	// Serverless).
 	ErrInvalidOptions = errors.New("elasticacheauth: invalid options")
+	// ErrInsecureTransport: the client would send tokens without TLS, or
+	// over TLS that does not verify the server's certificate or allows
+	// versions below 1.2, without the opt-in (ClientOptions.DisableTLS,
+	// ClientOptions.AllowInsecureTLS). A token is a bearer credential.
+	ErrInsecureTransport = errors.New("elasticacheauth: token would travel without verified TLS")
 	// ErrClosed: the TokenSource or StreamingCredentialsProvider is closed.
 	ErrClosed = errors.New("elasticacheauth: closed")
 )
