@@ -22,9 +22,12 @@ import (
 // usable zero value.
 type ClientOptions struct {
 	// Token configures the TokenSource (Region, Serverless, MemoryDB, cache
-	// knobs). Region defaults to the endpoint name's region, else the
-	// aws.Config's; Serverless and MemoryDB default to what the endpoint
-	// name says.
+	// knobs). Serverless and MemoryDB default to what the endpoint name
+	// says. The region is the endpoint name's: a Region set here must agree
+	// with it (else ErrRegionMismatch), and is required when the name spells
+	// its region with a code this package cannot decode (else ErrNoRegion).
+	// For a host that is not an endpoint name (an IP address, a private DNS
+	// name) Region defaults to the aws.Config's.
 	Token func(*Options)
 
 	// DisableTLS connects in plaintext. ElastiCache refuses IAM
@@ -492,13 +495,13 @@ func prepare(addr, cacheName, userID string, cfg aws.Config, optFns []func(*Clie
 	var to Options
 	ep, epErr := ParseEndpoint(host)
 	if epErr == nil {
-		to.Serverless, to.MemoryDB, to.Region = ep.Serverless, ep.MemoryDB, ep.Region
-	}
-	if to.Region == "" {
-		to.Region = cfg.Region
+		to.Serverless, to.MemoryDB = ep.Serverless, ep.MemoryDB
 	}
 	if o.Token != nil {
 		o.Token(&to)
+	}
+	if to.Region, err = clientRegion(host, ep, epErr, to.Region, cfg.Region); err != nil {
+		return nil, err
 	}
 	switch {
 	case cacheName == "" && epErr != nil:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -326,6 +327,57 @@ func TestTLSConfigurations(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.fail)
 			assert.Equal(t, before, standalone.Stats().AuthOK, "a token went over unverified TLS")
+		})
+	}
+}
+
+// The region tokens are signed for comes from the endpoint name; an
+// explicit one must agree with it, and a name whose region this package
+// cannot decode needs one.
+func TestClientRegion(t *testing.T) {
+	ctx := context.Background()
+	region := func(r string) func(*elasticacheauth.ClientOptions) {
+		return func(o *elasticacheauth.ClientOptions) {
+			o.Token = func(to *elasticacheauth.Options) { to.Region = r }
+		}
+	}
+	tests := []struct {
+		name   string
+		addr   string
+		opts   func(*elasticacheauth.ClientOptions)
+		want   string // the region tokens are signed for
+		err    error
+		naming string // the error names the option to set
+	}{
+		{"from the endpoint name", "master.orders.abc123.euw1.cache.amazonaws.com:6379", nil, "eu-west-1", nil, ""},
+		{"endpoint name over the config's region", "master.orders.abc123.apse2.cache.amazonaws.com:6379", nil, "ap-southeast-2", nil, ""},
+		{"explicit and agreeing", "master.orders.abc123.euw1.cache.amazonaws.com:6379", region("eu-west-1"), "eu-west-1", nil, ""},
+		{"explicit and contradicting", "master.orders.abc123.euw1.cache.amazonaws.com:6379", region("us-east-1"), "", elasticacheauth.ErrRegionMismatch, "Options.Region"},
+		{"MemoryDB, contradicting", "clustercfg.orders.abc123.memorydb.eu-west-1.amazonaws.com:6379", region("us-east-1"), "", elasticacheauth.ErrRegionMismatch, "Options.Region"},
+		{"undecodable region code", "master.orders.abc123.zzq1.cache.amazonaws.com:6379", nil, "", elasticacheauth.ErrNoRegion, "Options.Region"},
+		{"undecodable region code, explicit region", "master.orders.abc123.zzq1.cache.amazonaws.com:6379", region("eu-south-2"), "eu-south-2", nil, ""},
+		{"not an endpoint name: the config's region", "127.0.0.1:6379", nil, "us-east-1", nil, ""},
+		{"not an endpoint name: explicit region", "127.0.0.1:6379", region("eu-west-3"), "eu-west-3", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := []func(*elasticacheauth.ClientOptions){trustFront}
+			if tc.opts != nil {
+				opts = append(opts, tc.opts)
+			}
+			cache := ""
+			if strings.HasPrefix(tc.addr, "127.") {
+				cache = "orders"
+			}
+			rdb, err := elasticacheauth.NewClient(ctx, tc.addr, cache, userID, cfg, opts...)
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+				assert.Contains(t, err.Error(), tc.naming)
+				return
+			}
+			require.NoError(t, err)
+			defer rdb.Close()
+			assert.Equal(t, tc.want, rdb.TokenSource().Region())
 		})
 	}
 }

@@ -77,12 +77,15 @@
 //
 // Constructors fail with errors wrapping one of the sentinels
 // ([ErrInvalidCacheName], [ErrInvalidUser], [ErrNoRegion],
-// [ErrNoCredentials], [ErrInvalidEndpoint], [ErrCacheNameMismatch],
-// [ErrServerlessNeedsCluster], [ErrInvalidOptions],
+// [ErrRegionMismatch], [ErrNoCredentials], [ErrInvalidEndpoint],
+// [ErrCacheNameMismatch], [ErrServerlessNeedsCluster], [ErrInvalidOptions],
 // [ErrInsecureTransport]); minting fails with the credentials provider's
-// error wrapped, or [ErrCredentialsExpired];
-// [ErrClosed] after Close. A refused token reaches the caller as go-redis's
-// error for the command ("WRONGPASS invalid username-password pair or user
+// error wrapped, or [ErrCredentialsExpired]; [ErrClosed] after Close. The
+// region comes from the endpoint name: a region set in Options.Region must
+// agree with it ([ErrRegionMismatch]), and a name whose region code this
+// package cannot decode (a region newer than it) needs Options.Region
+// ([ErrNoRegion]). A refused token reaches the caller as go-redis's error
+// for the command ("WRONGPASS invalid username-password pair or user
 // is disabled."), which usually means the role lacks elasticache:Connect on
 // the cache or the user, the user is not IAM-enabled, or the cache name or
 // region is wrong.
