@@ -277,3 +277,27 @@ func decodeRegionCode(code string) string {
 	}
 	return area + "-" + gov + d + "-" + strconv.Itoa(n)
 }
+
+// clientRegion picks the region tokens for host are signed for: the one in
+// its endpoint name (which an explicit region must agree with), else the
+// explicit one, else fallback (the aws.Config's) when host is not an
+// endpoint name at all. An endpoint name whose region code cannot be
+// decoded needs the explicit region: guessing the aws.Config's would sign
+// every token for what may be the wrong region.
+func clientRegion(host string, ep Endpoint, epErr error, explicit, fallback string) (string, error) {
+	switch {
+	case epErr != nil && explicit != "":
+		return explicit, nil
+	case epErr != nil:
+		return fallback, nil
+	case ep.Region != "" && explicit != "" && explicit != ep.Region:
+		return "", fmt.Errorf("%w: %s is in %s but Options.Region (ClientOptions.Token) is %s; drop Options.Region or fix the endpoint",
+			ErrRegionMismatch, host, ep.Region, explicit)
+	case ep.Region != "":
+		return ep.Region, nil
+	case explicit == "":
+		return "", fmt.Errorf("%w: %s spells its region as %q, a code this package cannot decode; set Options.Region (ClientOptions.Token) to the cache's region, for example us-east-1",
+			ErrNoRegion, host, ep.RegionCode)
+	}
+	return explicit, nil
+}
