@@ -17,6 +17,11 @@
 // A startup without TLS is refused as an RDS instance with rds.force_ssl
 // refuses it. Users listed in [Config.Passwords] authenticate with a plain
 // password instead (the latency baseline).
+//
+// Like RDS Proxy, the front hands each client a BackendKeyData of its own
+// (a process id and secret key that are not the server's) and relays a
+// CancelRequest carrying that key to the server with the server's key; a
+// CancelRequest with an unknown key is dropped, as PostgreSQL drops it.
 package pgfront
 
 import (
@@ -26,6 +31,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -107,8 +113,14 @@ type Front struct {
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 
-	accepted atomic.Int64
-	rejected atomic.Int64
+	keysMu sync.Mutex
+	// keys maps the cancel key the front gave a client to the server's.
+	keys map[cancelKey]pgproto3.BackendKeyData
+
+	accepted   atomic.Int64
+	rejected   atomic.Int64
+	cancelsIn  atomic.Int64
+	cancelsOut atomic.Int64
 }
 
 // Start generates a CA and a server certificate for 127.0.0.1, ::1 and
@@ -139,7 +151,7 @@ func Start(cfg Config) (*Front, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgfront: %w", err)
 	}
-	f := &Front{cfg: cfg, dir: dir, conns: map[net.Conn]struct{}{}}
+	f := &Front{cfg: cfg, dir: dir, conns: map[net.Conn]struct{}{}, keys: map[cancelKey]pgproto3.BackendKeyData{}}
 	if err := f.makeCerts(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -425,12 +437,109 @@ func (f *Front) handle(raw net.Conn) {
 	}
 	f.accepted.Add(1)
 	f.event(ev)
-	raw.SetDeadline(time.Time{})
 	if !f.track(backend) {
 		return
 	}
 	defer f.untrack(backend)
+	backend.SetDeadline(time.Now().Add(30 * time.Second))
+	key, err := f.relayStartup(conn, backend)
+	if key != nil {
+		defer f.forgetKey(*key)
+	}
+	if err != nil {
+		return
+	}
+	raw.SetDeadline(time.Time{})
+	backend.SetDeadline(time.Time{})
 	relay(conn, backend)
+}
+
+// cancelKey identifies a session to cancel: a process id and secret key.
+type cancelKey struct {
+	pid    uint32
+	secret string
+}
+
+// relayStartup copies the server's answer to the startup message to the
+// client up to ReadyForQuery, replacing the server's BackendKeyData with
+// one the front made up and remembering which server key it stands for.
+// Nothing else the server sends is changed.
+func (f *Front) relayStartup(client, server net.Conn) (*cancelKey, error) {
+	var key *cancelKey
+	hdr := make([]byte, 5)
+	for {
+		if _, err := io.ReadFull(server, hdr); err != nil {
+			return key, err
+		}
+		n := int(binary.BigEndian.Uint32(hdr[1:]))
+		if n < 4 || n > 1<<20 {
+			return key, fmt.Errorf("pgfront: server message of length %d", n)
+		}
+		body := make([]byte, n-4)
+		if _, err := io.ReadFull(server, body); err != nil {
+			return key, err
+		}
+		msg := append(hdr[:5:5], body...)
+		if hdr[0] == 'K' {
+			var real pgproto3.BackendKeyData
+			if err := real.Decode(body); err != nil {
+				return key, err
+			}
+			k, mine, err := f.newKey(real)
+			if err != nil {
+				return key, err
+			}
+			key = &k
+			if msg, err = mine.Encode(nil); err != nil {
+				return key, err
+			}
+		}
+		if _, err := client.Write(msg); err != nil {
+			return key, err
+		}
+		switch hdr[0] {
+		case 'Z': // ReadyForQuery: the session is up
+			return key, nil
+		case 'E': // the server refused the session and closes it
+			return key, errors.New("pgfront: server refused the session")
+		}
+	}
+}
+
+// newKey makes up a BackendKeyData for a client, with a secret as long as
+// the server's, and records that it stands for real.
+func (f *Front) newKey(real pgproto3.BackendKeyData) (cancelKey, *pgproto3.BackendKeyData, error) {
+	secret := make([]byte, len(real.SecretKey))
+	var pid [4]byte
+	f.keysMu.Lock()
+	defer f.keysMu.Unlock()
+	for {
+		if _, err := rand.Read(pid[:]); err != nil {
+			return cancelKey{}, nil, err
+		}
+		if _, err := rand.Read(secret); err != nil {
+			return cancelKey{}, nil, err
+		}
+		p := binary.BigEndian.Uint32(pid[:]) &^ (1 << 31) // a positive int4, as PostgreSQL's pids
+		k := cancelKey{pid: p, secret: string(secret)}
+		if _, taken := f.keys[k]; p == 0 || p == real.ProcessID || taken {
+			continue
+		}
+		f.keys[k] = real
+		return k, &pgproto3.BackendKeyData{ProcessID: p, SecretKey: secret}, nil
+	}
+}
+
+func (f *Front) forgetKey(k cancelKey) {
+	f.keysMu.Lock()
+	delete(f.keys, k)
+	f.keysMu.Unlock()
+}
+
+// Cancels counts CancelRequests received, and how many of them carried a
+// key the front had handed out and were relayed to the server.
+func (f *Front) Cancels() (received, relayed int64) {
+	return f.cancelsIn.Load(), f.cancelsOut.Load()
 }
 
 func (f *Front) event(ev AuthEvent) {
@@ -529,17 +638,30 @@ func (f *Front) dialBackend() (net.Conn, error) {
 	return net.DialTimeout(network, f.cfg.Backend, 10*time.Second)
 }
 
+// forwardCancel relays a CancelRequest that carries a key the front handed
+// out, with the server's key; any other is dropped without an answer, as
+// PostgreSQL does.
 func (f *Front) forwardCancel(m *pgproto3.CancelRequest) {
+	f.cancelsIn.Add(1)
+	f.keysMu.Lock()
+	real, ok := f.keys[cancelKey{pid: m.ProcessID, secret: string(m.SecretKey)}]
+	f.keysMu.Unlock()
+	if !ok {
+		return
+	}
 	c, err := f.dialBackend()
 	if err != nil {
 		return
 	}
 	defer c.Close()
-	buf, err := m.Encode(nil)
+	buf, err := (&pgproto3.CancelRequest{ProcessID: real.ProcessID, SecretKey: real.SecretKey}).Encode(nil)
 	if err != nil {
 		return
 	}
-	c.Write(buf)
+	f.cancelsOut.Add(1)
+	if _, err := c.Write(buf); err != nil {
+		return
+	}
 	// The server closes the connection once it has read the request.
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, c)
