@@ -44,6 +44,13 @@ var errRetryNotNeeded = errors.New("rdsauth: spare attempt skipped: this host di
 // pgx ends a connect at 28P01 (libpq does the same), so on 28P01 the token
 // is invalidated and the next connect mints a fresh one.
 //
+// A cancel request for an established connection (pgconn.CancelRequest,
+// sent when a query's context is cancelled, by pgx's default context
+// watcher as well as by pgconn.CancelRequestContextWatcherHandler) goes
+// through the same dialer to the address the connection uses; it carries
+// only the connection's cancel key, so it neither mints a token nor
+// counts as a connection attempt.
+//
 // Unless src was built with Options.AllowInsecure, a connection whose
 // configuration allows a non-TLS attempt fails with ErrInsecureTransport
 // before anything is sent.
@@ -88,6 +95,9 @@ type attempt struct {
 	refused   map[hostKey]bool
 	retried   map[hostKey]bool
 	connected bool
+	// live: the server has accepted the session (ReadyForQuery). Any later
+	// dial is pgconn's CancelRequest for it, not a connection attempt.
+	live bool
 }
 
 func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
@@ -148,6 +158,12 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 		dial = d.DialContext
 	}
 	cc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if a.isLive() {
+			// pgconn.CancelRequest dials the address the session is
+			// connected to and sends only the session's cancel key: it
+			// needs no token and is no connection attempt.
+			return dial(ctx, network, addr)
+		}
 		if err := a.beginAttempt(network, addr); err != nil {
 			return nil, err
 		}
@@ -178,8 +194,12 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 	}
 	validate := cc.ValidateConnect
 	cc.ValidateConnect = func(ctx context.Context, pc *pgconn.PgConn) error {
+		// The session is up: a query the validator runs may be cancelled.
+		a.setLive(true)
 		if validate != nil {
 			if err := validate(ctx, pc); err != nil {
+				// pgx closes this session and may dial the next host.
+				a.setLive(false)
 				return err
 			}
 		}
@@ -204,6 +224,18 @@ func checkTLS(targets []target) error {
 		}
 	}
 	return nil
+}
+
+func (a *attempt) isLive() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.live
+}
+
+func (a *attempt) setLive(v bool) {
+	a.mu.Lock()
+	a.live = v
+	a.mu.Unlock()
 }
 
 // recordLookup matches pgconn's sequential lookups (one per non-socket
