@@ -30,10 +30,24 @@
 // target works. The database user must exist with the rds_iam role
 // (GRANT rds_iam TO app).
 //
-// TLS is required: a connection string with sslmode disable, allow or
-// prefer (the libpq default) is refused unless [Options.AllowInsecure].
+// A token is a bearer credential, so it only travels over TLS that
+// verifies the server: sslmode=verify-full (or verify-ca) with the RDS CA
+// bundle as sslrootcert, or [Options.RootCAFile], which turns on
+// verify-full for every host. The bundle of the commercial regions is
+// https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem; AWS
+// GovCloud (US) has
+// https://truststore.pki.us-gov-west-1.rds.amazonaws.com/global/global-bundle.pem
+// and the China regions
+// https://rds-truststore.s3.cn-north-1.amazonaws.com.cn/global/global-bundle.pem.
+// sslmode=require (TLS that accepts any certificate) is refused with
+// [ErrUnverifiedTLS] unless [Options.AllowUnverifiedTLS]; disable, allow
+// and prefer (the libpq default) with [ErrInsecureTransport] unless
+// [Options.AllowInsecure].
+//
 // Pools get a [Options.MaxConnLifetime] of 10 minutes by default;
-// established connections are not affected by a token's expiry.
+// established connections are not affected by a token's expiry. A query
+// whose context is cancelled is cancelled on the server: pgx's cancel
+// request passes the hook untouched.
 //
 // # Errors
 //
@@ -41,7 +55,7 @@
 // [ErrMissingPort] (the classic cause of "PAM authentication failed": a
 // token signed for the host without its port), [ErrInvalidEndpoint],
 // [ErrNoRegion], [ErrRegionMismatch], [ErrInvalidRegion],
-// [ErrInsecureTransport], [ErrNoCredentials], [ErrInvalidUser],
+// [ErrInsecureTransport], [ErrUnverifiedTLS], [ErrNoCredentials], [ErrInvalidUser],
 // [ErrInvalidPolicyInput]. At run time [ErrCredentialsExpired] means the
 // credentials provider handed out expired credentials, and credential
 // errors from the SDK (smithy.APIError) stay reachable with errors.As.

@@ -92,12 +92,13 @@ func ExampleNewPool() {
 func ExampleConfigurePool() {
 	ctx := context.Background()
 	var cfg aws.Config // session.Config()
-	poolCfg, err := pgxpool.ParseConfig("host=aurora.cluster-c9akciq32.eu-west-1.rds.amazonaws.com,aurora.cluster-ro-c9akciq32.eu-west-1.rds.amazonaws.com user=app dbname=app sslmode=require")
+	poolCfg, err := pgxpool.ParseConfig("host=aurora.cluster-c9akciq32.eu-west-1.rds.amazonaws.com,aurora.cluster-ro-c9akciq32.eu-west-1.rds.amazonaws.com user=app dbname=app")
 	if err != nil {
 		log.Fatal(err)
 	}
 	poolCfg.MaxConns = 20
-	src, err := rdsauth.ConfigurePool(poolCfg, cfg)
+	// verify-full against the RDS CA bundle, for both hosts.
+	src, err := rdsauth.ConfigurePool(poolCfg, cfg, func(o *rdsauth.Options) { o.RootCAFile = "/etc/rds/global-bundle.pem" })
 	if err != nil {
 		log.Fatal(err)
 	}

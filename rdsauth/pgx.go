@@ -3,11 +3,9 @@ package rdsauth
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 
@@ -51,9 +49,11 @@ var errRetryNotNeeded = errors.New("rdsauth: spare attempt skipped: this host di
 // only the connection's cancel key, so it neither mints a token nor
 // counts as a connection attempt.
 //
-// Unless src was built with Options.AllowInsecure, a connection whose
-// configuration allows a non-TLS attempt fails with ErrInsecureTransport
-// before anything is sent.
+// Before anything is sent, a connection whose configuration allows an
+// attempt without TLS fails with ErrInsecureTransport, and one with TLS
+// that does not verify the server's certificate (sslmode=require) with
+// ErrUnverifiedTLS, unless src was built with Options.AllowInsecure or
+// Options.AllowUnverifiedTLS.
 func BeforeConnect(src *TokenSource) func(context.Context, *pgx.ConnConfig) error {
 	return func(ctx context.Context, cc *pgx.ConnConfig) error {
 		return src.prepare(cc)
@@ -108,10 +108,8 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 	for _, fb := range cc.Fallbacks {
 		targets = append(targets, target{host: fb.Host, port: fb.Port, tls: fb.TLSConfig})
 	}
-	if !s.opts.AllowInsecure {
-		if err := checkTLS(targets); err != nil {
-			return err
-		}
+	if err := checkTLS(targets, s.opts); err != nil {
+		return err
 	}
 	// Each host is followed by a spare attempt that only dials when that
 	// host refused the token.
@@ -213,17 +211,6 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 
 func isUnixSocket(host string) bool {
 	return len(host) > 0 && host[0] == '/'
-}
-
-func checkTLS(targets []target) error {
-	for _, t := range targets {
-		if t.tls == nil && !isUnixSocket(t.host) {
-			return fmt.Errorf("%w: the connection string lets %s be reached without TLS (sslmode disable, allow or prefer, the libpq default); "+
-				"use sslmode=verify-full with sslrootcert or Options.RootCAFile (or at least sslmode=require), or set Options.AllowInsecure",
-				ErrInsecureTransport, joinHostPort(t.host, t.port))
-		}
-	}
-	return nil
 }
 
 func (a *attempt) isLive() bool {
@@ -361,8 +348,11 @@ func (a *attempt) refusedBy(pgErr *pgconn.PgError) {
 // signed with cfg's credentials, and returns the token source it installed
 // (callers may share it or read its Mints). It
 //
-//   - requires TLS on every host (ErrInsecureTransport for sslmode below
-//     require) unless Options.AllowInsecure;
+//   - requires verified TLS on every host: sslmode=verify-full or
+//     verify-ca, or Options.RootCAFile (ErrInsecureTransport for sslmode
+//     disable, allow or prefer unless Options.AllowInsecure;
+//     ErrUnverifiedTLS for sslmode=require unless
+//     Options.AllowUnverifiedTLS);
 //   - with Options.RootCAFile, verifies every host's certificate and name
 //     against that bundle;
 //   - sets MaxConnLifetime (see Options.MaxConnLifetime);
@@ -427,14 +417,12 @@ func configureConn(cc *pgx.ConnConfig, cfg aws.Config, optFns []func(*Options)) 
 			return nil, o, err
 		}
 	}
-	if !o.AllowInsecure {
-		targets := []target{{host: cc.Host, port: cc.Port, tls: cc.TLSConfig}}
-		for _, fb := range cc.Fallbacks {
-			targets = append(targets, target{host: fb.Host, port: fb.Port, tls: fb.TLSConfig})
-		}
-		if err := checkTLS(targets); err != nil {
-			return nil, o, err
-		}
+	targets := []target{{host: cc.Host, port: cc.Port, tls: cc.TLSConfig}}
+	for _, fb := range cc.Fallbacks {
+		targets = append(targets, target{host: fb.Host, port: fb.Port, tls: fb.TLSConfig})
+	}
+	if err := checkTLS(targets, o); err != nil {
+		return nil, o, err
 	}
 	withSession := append(append([]func(*Options){}, optFns...), func(o *Options) { o.fallbackRegion = cfg.Region })
 	src, err := newTokenSource(cc.Host, cc.Port, cc.User, cfg.Credentials, withSession...)
@@ -451,39 +439,4 @@ func configureConn(cc *pgx.ConnConfig, cfg aws.Config, optFns []func(*Options)) 
 		}
 	}
 	return src, o, nil
-}
-
-// verifyFull gives every host a verify-full TLS configuration against the
-// bundle in file, dropping the plaintext attempts sslmode=prefer adds.
-func verifyFull(cc *pgx.ConnConfig, file string) error {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("rdsauth: reading Options.RootCAFile: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("rdsauth: Options.RootCAFile %s holds no PEM certificate", file)
-	}
-	mk := func(host string) *tls.Config {
-		if isUnixSocket(host) {
-			return nil
-		}
-		return &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
-	}
-	type hp struct {
-		h string
-		p uint16
-	}
-	seen := map[hp]bool{{cc.Host, cc.Port}: true}
-	cc.TLSConfig = mk(cc.Host)
-	var fbs []*pgconn.FallbackConfig
-	for _, fb := range cc.Fallbacks {
-		if seen[hp{fb.Host, fb.Port}] {
-			continue
-		}
-		seen[hp{fb.Host, fb.Port}] = true
-		fbs = append(fbs, &pgconn.FallbackConfig{Host: fb.Host, Port: fb.Port, TLSConfig: mk(fb.Host)})
-	}
-	cc.Fallbacks = fbs
-	return nil
 }

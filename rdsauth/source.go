@@ -56,9 +56,10 @@ type Options struct {
 	Clock clock.Clock
 
 	// AllowInsecure lets NewPool, ConfigurePool, OpenDB and BeforeConnect
-	// accept connection strings with sslmode below require. Default false:
-	// they fail with ErrInsecureTransport, since the token is a bearer
-	// credential for 15 minutes.
+	// accept connection strings with any sslmode, plaintext included
+	// (disable, allow, prefer). Default false: they fail with
+	// ErrInsecureTransport, since the token is a bearer credential for 15
+	// minutes. It implies AllowUnverifiedTLS.
 	AllowInsecure bool
 	// RootCAFile is a PEM bundle (for example the RDS global bundle,
 	// global-bundle.pem) that every host's certificate must chain to; it
@@ -74,6 +75,15 @@ type Options struct {
 	// are never cut by a token's expiry. Negative keeps the connection
 	// string's setting (pgx default 1 hour).
 	MaxConnLifetime time.Duration
+
+	// AllowUnverifiedTLS lets NewPool, ConfigurePool, OpenDB and
+	// BeforeConnect accept TLS that does not verify the server's
+	// certificate (sslmode=require without sslrootcert, or a tls.Config
+	// with InsecureSkipVerify). Default false: they fail with
+	// ErrUnverifiedTLS, since whoever can intercept the connection would
+	// get the token; use sslmode=verify-full with the RDS CA bundle
+	// instead.
+	AllowUnverifiedTLS bool
 
 	// fallbackRegion is the aws.Config's region (lowest precedence).
 	fallbackRegion string
