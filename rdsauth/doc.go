@@ -30,6 +30,21 @@
 // target works. The database user must exist with the rds_iam role
 // (GRANT rds_iam TO app).
 //
+// To reach the database through a kubectl port-forward, an SSH tunnel, a
+// PrivateLink or NLB endpoint or a local proxy, keep the endpoint in the
+// connection string and set [Options.DialAddress] to the tunnel's
+// host:port: tokens stay signed for the endpoint and verify-full still
+// checks its certificate name, while the TCP connection goes to the
+// tunnel.
+//
+//	pool, err := rdsauth.NewPool(ctx,
+//		"host=mydb.abc123xyz.us-east-1.rds.amazonaws.com port=5432 user=app sslmode=verify-full",
+//		session.Config(),
+//		func(o *rdsauth.Options) {
+//			o.RootCAFile = "/etc/rds/global-bundle.pem"
+//			o.DialAddress = "127.0.0.1:15432" // kubectl port-forward svc/rds-tunnel 15432:5432
+//		})
+//
 // A token is a bearer credential, so it only travels over TLS that
 // verifies the server: sslmode=verify-full (or verify-ca) with the RDS CA
 // bundle as sslrootcert, or [Options.RootCAFile], which turns on

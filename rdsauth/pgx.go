@@ -42,6 +42,10 @@ var errRetryNotNeeded = errors.New("rdsauth: spare attempt skipped: this host di
 // pgx ends a connect at 28P01 (libpq does the same), so on 28P01 the token
 // is invalidated and the next connect mints a fresh one.
 //
+// With Options.DialAddress every connection goes to that address (a
+// tunnel or proxy) while tokens and TLS stay for the connection string's
+// host and port.
+//
 // A cancel request for an established connection (pgconn.CancelRequest,
 // sent when a query's context is cancelled, by pgx's default context
 // watcher as well as by pgconn.CancelRequestContextWatcherHandler) goes
@@ -111,6 +115,9 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 	if err := checkTLS(targets, s.opts); err != nil {
 		return err
 	}
+	if err := checkDialAddress(targets, s.opts.DialAddress); err != nil {
+		return err
+	}
 	// Each host is followed by a spare attempt that only dials when that
 	// host refused the token.
 	expanded := make([]target, 0, 2*len(targets))
@@ -138,6 +145,11 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 	if lookup == nil {
 		lookup = net.DefaultResolver.LookupHost
 	}
+	if s.opts.DialAddress != "" {
+		// The endpoint's own address is never dialled, and its name may
+		// not resolve where the tunnel starts.
+		lookup = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
+	}
 	cc.LookupFunc = func(ctx context.Context, host string) ([]string, error) {
 		// The spare attempts repeat their host: resolve each name once.
 		a.mu.Lock()
@@ -164,6 +176,9 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 		}
 		if err := a.beginAttempt(network, addr); err != nil {
 			return nil, err
+		}
+		if s.opts.DialAddress != "" {
+			return dial(ctx, "tcp", s.opts.DialAddress)
 		}
 		return dial(ctx, network, addr)
 	}
@@ -422,6 +437,9 @@ func configureConn(cc *pgx.ConnConfig, cfg aws.Config, optFns []func(*Options)) 
 		targets = append(targets, target{host: fb.Host, port: fb.Port, tls: fb.TLSConfig})
 	}
 	if err := checkTLS(targets, o); err != nil {
+		return nil, o, err
+	}
+	if err := checkDialAddress(targets, o.DialAddress); err != nil {
 		return nil, o, err
 	}
 	withSession := append(append([]func(*Options){}, optFns...), func(o *Options) { o.fallbackRegion = cfg.Region })

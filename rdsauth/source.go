@@ -84,6 +84,14 @@ type Options struct {
 	// get the token; use sslmode=verify-full with the RDS CA bundle
 	// instead.
 	AllowUnverifiedTLS bool
+	// DialAddress ("host:port") is where NewPool, ConfigurePool, OpenDB and
+	// BeforeConnect open the TCP connection: a kubectl port-forward, an SSH
+	// tunnel, a PrivateLink or NLB endpoint, a local proxy. The connection
+	// string still names the database: tokens are signed for its host and
+	// port, and sslmode=verify-full checks the certificate against its
+	// host name, so the tunnel sees only TLS. The connection string must
+	// name one host. Default: dial the connection string's host.
+	DialAddress string
 
 	// fallbackRegion is the aws.Config's region (lowest precedence).
 	fallbackRegion string
