@@ -18,6 +18,18 @@
 // refuses it. Users listed in [Config.Passwords] authenticate with a plain
 // password instead (the latency baseline).
 //
+// With [Config.DSQL] the front stands in for an Aurora DSQL cluster
+// endpoint (ID.dsql.REGION.on.aws) instead: the client must send SNI
+// naming the endpoint, and the password must be a SigV4 presigned URL for
+// service dsql, Action=DbConnectAdmin for the admin role and
+// Action=DbConnect for any other, signed for the endpoint host without a
+// port, X-Amz-Expires at most a week, by credentials the registry issued,
+// and allowed by the mini-IAM to perform that action on
+// arn:PARTITION:dsql:REGION:ACCOUNT:cluster/ID. A refused token gets
+// `FATAL: IAM authentication failed for user "..."` (the text AWS
+// documents; the SQLSTATE, 28P01, is what clients report, AWS does not
+// document one).
+//
 // Like RDS Proxy, the front hands each client a BackendKeyData of its own
 // (a process id and secret key that are not the server's) and relays a
 // CancelRequest carrying that key to the server with the server's key; a
@@ -56,6 +68,13 @@ import (
 // MaxTokenLifetime is the longest X-Amz-Expires RDS accepts in a token.
 const MaxTokenLifetime = 900 * time.Second
 
+// MaxDSQLTokenLifetime is the longest X-Amz-Expires Aurora DSQL accepts.
+const MaxDSQLTokenLifetime = 7 * 24 * time.Hour
+
+// DefaultClusterID is the Aurora DSQL cluster a DSQL front stands in for
+// unless Config.ClusterID says otherwise.
+const DefaultClusterID = "irsakitfront0dsql000000000"
+
 // Config describes a front.
 type Config struct {
 	// Backend is the real server: an absolute unix socket path
@@ -75,8 +94,15 @@ type Config struct {
 	ResourceID string
 	// Hostnames are the DNS names (besides the listening IP) clients may
 	// dial the front as; a client's TLS SNI picks among them. Default
-	// "localhost".
+	// "localhost"; for a DSQL front, the cluster endpoint
+	// CLUSTERID.dsql.REGION.on.aws.
 	Hostnames []string
+	// DSQL makes the front an Aurora DSQL cluster endpoint instead of an
+	// RDS instance (see the package documentation).
+	DSQL bool
+	// ClusterID is the DSQL cluster's identifier, used in its ARN and
+	// default endpoint name. Default DefaultClusterID.
+	ClusterID string
 	// Passwords maps users that log in with a plain password (no IAM) to
 	// their password.
 	Passwords map[string]string
@@ -140,6 +166,17 @@ func Start(cfg Config) (*Front, error) {
 	}
 	if cfg.ResourceID == "" {
 		cfg.ResourceID = "db-IRSAKITFRONT0000000000"
+	}
+	if cfg.DSQL {
+		if len(cfg.Passwords) > 0 {
+			return nil, errors.New("pgfront: Config.Passwords: Aurora DSQL has no password users")
+		}
+		if cfg.ClusterID == "" {
+			cfg.ClusterID = DefaultClusterID
+		}
+		if cfg.Hostnames == nil {
+			cfg.Hostnames = []string{cfg.ClusterID + ".dsql." + cfg.Region + ".on.aws"}
+		}
 	}
 	if cfg.Hostnames == nil {
 		cfg.Hostnames = []string{"localhost"}
@@ -241,6 +278,19 @@ func (f *Front) Partition() string { return partition(f.cfg.Region) }
 func (f *Front) UserARN(user string) string {
 	return fmt.Sprintf("arn:%s:rds-db:%s:%s:dbuser:%s/%s", f.Partition(), f.cfg.Region, f.cfg.Account, f.cfg.ResourceID, user)
 }
+
+// ClusterID is the DSQL cluster identifier of a DSQL front.
+func (f *Front) ClusterID() string { return f.cfg.ClusterID }
+
+// ClusterARN is the DSQL cluster ARN an IAM policy must allow
+// dsql:DbConnect or dsql:DbConnectAdmin on.
+func (f *Front) ClusterARN() string {
+	return fmt.Sprintf("arn:%s:dsql:%s:%s:cluster/%s", f.Partition(), f.cfg.Region, f.cfg.Account, f.cfg.ClusterID)
+}
+
+// Hostnames are the names the front's certificate holds (and, for a DSQL
+// front, the endpoints it answers to).
+func (f *Front) Hostnames() []string { return append([]string(nil), f.cfg.Hostnames...) }
 
 // Accepted and Rejected count authentication decisions since Start.
 func (f *Front) Accepted() int64 { return f.accepted.Load() }
@@ -384,6 +434,23 @@ func (f *Front) handle(raw net.Conn) {
 		return
 	}
 
+	if f.cfg.DSQL {
+		// DSQL routes a connection by SNI: without it there is no cluster.
+		sni := tc.ConnectionState().ServerName
+		if sni == "" {
+			f.rejected.Add(1)
+			f.event(AuthEvent{User: user, Err: errors.New("no SNI")})
+			fatal(be, "08004", "unable to accept connection, sni was not received")
+			return
+		}
+		if !f.answersTo(sni) {
+			f.rejected.Add(1)
+			f.event(AuthEvent{User: user, Err: fmt.Errorf("SNI %q names no cluster here", sni)})
+			fatal(be, "08004", fmt.Sprintf("unable to accept connection, no cluster for %q", sni))
+			return
+		}
+	}
+
 	be.Send(&pgproto3.AuthenticationCleartextPassword{})
 	if err := be.Flush(); err != nil {
 		return
@@ -417,7 +484,11 @@ func (f *Front) handle(raw net.Conn) {
 			ev.Err = err
 			f.rejected.Add(1)
 			f.event(ev)
-			fatal(be, "28000", fmt.Sprintf("PAM authentication failed for user %q", user))
+			if f.cfg.DSQL {
+				fatal(be, "28P01", fmt.Sprintf("IAM authentication failed for user %q", user))
+			} else {
+				fatal(be, "28000", fmt.Sprintf("PAM authentication failed for user %q", user))
+			}
 			return
 		}
 		ev.SignedAt, ev.AccessKeyID = res.SignedAt, res.Credentials.AccessKeyID
@@ -548,10 +619,22 @@ func (f *Front) event(ev AuthEvent) {
 	}
 }
 
+func (f *Front) answersTo(name string) bool {
+	for _, h := range f.cfg.Hostnames {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // dialledHost is the host:port a token must be signed for: the name the
 // client asked for in SNI when the front answers to it, else the IP it
-// connected to.
+// connected to. A DSQL token is signed for the endpoint name alone.
 func (f *Front) dialledHost(tc *tls.Conn) string {
+	if f.cfg.DSQL {
+		return strings.ToLower(tc.ConnectionState().ServerName)
+	}
 	port := strconv.Itoa(f.port)
 	if sni := tc.ConnectionState().ServerName; sni != "" {
 		for _, h := range f.cfg.Hostnames {
@@ -580,7 +663,8 @@ type TokenError struct {
 func (e *TokenError) Error() string { return "pgfront: token refused: " + e.Code + ": " + e.Reason }
 
 // VerifyToken checks token as the password of user connecting to host
-// (host:port as dialled). It is what the front does for every IAM login.
+// (host:port as dialled; for a DSQL front the endpoint name without a
+// port). It is what the front does for every IAM login.
 func (f *Front) VerifyToken(token, user, host string) (*sigv4.Result, error) {
 	return f.verifyToken(token, user, host)
 }
@@ -602,11 +686,15 @@ func (f *Front) verifyToken(token, user, host string) (*sigv4.Result, error) {
 	if !strings.EqualFold(u.Host, host) {
 		return nil, &TokenError{Code: "SignatureDoesNotMatch", Reason: fmt.Sprintf("token is for host %q, not %q", u.Host, host)}
 	}
+	service, maxExpires := "rds-db", MaxTokenLifetime
+	if f.cfg.DSQL {
+		service, maxExpires = "dsql", MaxDSQLTokenLifetime
+	}
 	res, err := f.cfg.Registry.VerifyPresigned(u, sigv4.PresignOptions{
-		Service:    "rds-db",
+		Service:    service,
 		Region:     f.cfg.Region,
 		Host:       host,
-		MaxExpires: MaxTokenLifetime,
+		MaxExpires: maxExpires,
 	})
 	if err != nil {
 		var se *sigv4.Error
@@ -614,6 +702,9 @@ func (f *Front) verifyToken(token, user, host string) (*sigv4.Result, error) {
 			return nil, &TokenError{Code: se.Code, Reason: se.Message}
 		}
 		return nil, &TokenError{Code: "AccessDenied", Reason: err.Error()}
+	}
+	if f.cfg.DSQL {
+		return f.authorizeDSQL(res, user)
 	}
 	if got := res.Query["Action"]; len(got) != 1 || got[0] != "connect" {
 		return nil, &TokenError{Code: "InvalidAction", Reason: "Action must be connect"}
@@ -626,6 +717,27 @@ func (f *Front) verifyToken(token, user, host string) (*sigv4.Result, error) {
 	}
 	if !f.cfg.IAM.Authorize(res.Credentials.RoleARN, "rds-db:connect", f.UserARN(user)) {
 		return nil, &TokenError{Code: "AccessDenied", Reason: fmt.Sprintf("%s is not authorized to perform rds-db:connect on %s", res.Credentials.Arn, f.UserARN(user))}
+	}
+	return res, nil
+}
+
+// authorizeDSQL checks a verified DSQL token's action against the role
+// (admin connects with DbConnectAdmin, every other role with DbConnect)
+// and IAM.
+func (f *Front) authorizeDSQL(res *sigv4.Result, user string) (*sigv4.Result, error) {
+	want := "DbConnect"
+	if user == "admin" {
+		want = "DbConnectAdmin"
+	}
+	if got := res.Query["Action"]; len(got) != 1 || got[0] != want {
+		return nil, &TokenError{Code: "InvalidAction", Reason: fmt.Sprintf("role %q connects with Action=%s, not %v", user, want, got)}
+	}
+	if res.Credentials.RoleARN == "" {
+		return nil, &TokenError{Code: "AccessDenied", Reason: "only role sessions have policies here"}
+	}
+	action := "dsql:" + want
+	if !f.cfg.IAM.Authorize(res.Credentials.RoleARN, action, f.ClusterARN()) {
+		return nil, &TokenError{Code: "AccessDenied", Reason: fmt.Sprintf("%s is not authorized to perform %s on %s", res.Credentials.Arn, action, f.ClusterARN())}
 	}
 	return res, nil
 }
