@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +91,18 @@ type Options struct {
 	// host name, so the tunnel sees only TLS. The connection string must
 	// name one host. Default: dial the connection string's host.
 	DialAddress string
+	// DSQL makes every host's tokens Aurora DSQL tokens (service dsql,
+	// Action DbConnectAdmin for the admin role and DbConnect for any
+	// other, signed for the host without its port). Default: DSQL tokens
+	// for hosts named like a cluster endpoint
+	// (CLUSTERID.dsql.REGION.on.aws), RDS tokens for any other host.
+	DSQL bool
+	// ExpiresIn is how long the server accepts a token (its
+	// X-Amz-Expires); it is handed out for less (see Margin) and never
+	// past the signing credentials' expiry. Default 15 minutes, which is
+	// also the most RDS accepts; Aurora DSQL accepts up to a week
+	// (MaxDSQLTokenLifetime).
+	ExpiresIn time.Duration
 
 	// fallbackRegion is the aws.Config's region (lowest precedence).
 	fallbackRegion string
@@ -278,7 +289,7 @@ func (s *TokenSource) entryFor(k cacheKey) (*entry, error) {
 	if err := checkUser(k.user); err != nil {
 		return nil, err
 	}
-	region, err := resolveRegion(k.host, s.opts.Region, s.opts.fallbackRegion)
+	region, err := s.regionFor(k.host)
 	if err != nil {
 		return nil, err
 	}
@@ -319,8 +330,8 @@ func (s *TokenSource) entryFor(k cacheKey) (*entry, error) {
 // mint signs a new token. Its lifetime is capped by the credentials'.
 func (s *TokenSource) mint(ctx context.Context, k cacheKey, e *entry) (Token, time.Time, error) {
 	endpoint := joinHostPort(k.host, k.port)
-	m, err := presign.Mint(ctx, s.creds, signingName, e.region, endpoint,
-		url.Values{"Action": {"connect"}, "DBUser": {k.user}}, TokenLifetime, s.clk.Now())
+	service, host, query, lifetime := s.tokenRequest(k)
+	m, err := presign.Mint(ctx, s.creds, service, e.region, host, query, lifetime, s.clk.Now())
 	if err != nil {
 		var ee *presign.ExpiredCredentialsError
 		if errors.As(err, &ee) {

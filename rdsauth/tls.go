@@ -78,7 +78,10 @@ func checkTLS(targets []target, o Options) error {
 }
 
 // verifyAdvice says how to verify host's certificate.
-func verifyAdvice(host string, _ Options) string {
+func verifyAdvice(host string, o Options) string {
+	if o.DSQL || IsDSQLHost(host) {
+		return "use sslmode=verify-full (Aurora DSQL's certificates chain to public roots the system trusts; no sslrootcert needed)"
+	}
 	return "use sslmode=verify-full with sslrootcert=/path/to/global-bundle.pem or Options.RootCAFile " +
 		"(the RDS CA bundle, from " + caBundleURL(host) + ")"
 }
