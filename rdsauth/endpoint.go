@@ -27,6 +27,10 @@ func SplitEndpoint(endpoint string) (host string, port uint16, err error) {
 	if splitErr != nil {
 		var ae *net.AddrError
 		if errors.As(splitErr, &ae) && ae.Err == "missing port in address" {
+			if IsDSQLHost(endpoint) {
+				return "", 0, fmt.Errorf("%w: %q is an Aurora DSQL endpoint: use NewDSQLTokenSource, which needs no port, or append :5432",
+					ErrMissingPort, endpoint)
+			}
 			return "", 0, fmt.Errorf("%w: %q: RDS IAM tokens are signed for host:port; append the port, e.g. %q",
 				ErrMissingPort, endpoint, net.JoinHostPort(strings.Trim(endpoint, "[]"), "5432"))
 		}

@@ -102,3 +102,75 @@ func checkPolicyUser(u string) error {
 	}
 	return nil
 }
+
+// DSQLPolicy returns the least-privilege IAM identity policy (JSON) that
+// lets a role connect to one Aurora DSQL cluster as each of users:
+// dsql:DbConnectAdmin when users holds admin, dsql:DbConnect when it holds
+// any other role, on arn:PARTITION:dsql:REGION:ACCOUNT:cluster/CLUSTERID,
+// nothing else. It has Policy's shape; PolicyOptions.Partition works the
+// same way.
+//
+// clusterID is the cluster's identifier, the first label of its endpoint
+// (`aws dsql list-clusters`), not the endpoint. IAM does not name the
+// database role: a custom role is tied to the IAM role inside the
+// database, by admin running AWS IAM GRANT ROLE TO 'IAM-ROLE-ARN'.
+// Errors wrap [ErrInvalidPolicyInput].
+func DSQLPolicy(region, account, clusterID string, users []string, optFns ...func(*PolicyOptions)) ([]byte, error) {
+	var o PolicyOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if !partition.ValidRegion(region) {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.RegionError("region", region))
+	}
+	p, err := partition.Resolve(o.Partition, region)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicyInput, err)
+	}
+	if !partition.ValidAccount(account) {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.AccountError("account", account))
+	}
+	if err := checkClusterID(clusterID); err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("%w: no database role (admin, or the custom roles the IAM role connects as)", ErrInvalidPolicyInput)
+	}
+	var admin, custom bool
+	for _, u := range users {
+		if err := checkPolicyUser(u); err != nil {
+			return nil, err
+		}
+		if u == dsqlAdmin {
+			admin = true
+		} else {
+			custom = true
+		}
+	}
+	var actions policydoc.List
+	if custom {
+		actions = append(actions, "dsql:DbConnect")
+	}
+	if admin {
+		actions = append(actions, "dsql:DbConnectAdmin")
+	}
+	return policydoc.Marshal(policydoc.New(policydoc.Statement{
+		Sid:      "DSQLIAMConnect",
+		Effect:   "Allow",
+		Action:   actions,
+		Resource: policydoc.List{fmt.Sprintf("arn:%s:dsql:%s:%s:cluster/%s", p.ID, region, account, clusterID)},
+	}))
+}
+
+func checkClusterID(id string) error {
+	if cid, _, ok := DSQLClusterFromHost(id); ok {
+		return fmt.Errorf("%w: %q is a cluster endpoint; pass the cluster id, its first label: %q", ErrInvalidPolicyInput, id, cid)
+	}
+	if strings.Contains(id, ".") {
+		return fmt.Errorf("%w: cluster id %q contains '.'; pass the cluster id (the first label of the endpoint), not a host name", ErrInvalidPolicyInput, id)
+	}
+	if !validClusterID(id) {
+		return fmt.Errorf("%w: cluster id %q must be 1 to 64 lower-case letters and digits, as `aws dsql list-clusters` shows it (wildcards are not allowed)", ErrInvalidPolicyInput, id)
+	}
+	return nil
+}

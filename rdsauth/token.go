@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Token is an RDS IAM authentication token: the password for one database
-// user at one host:port, valid until [Token.Expires]. Printing it with fmt,
+// Token is an RDS or Aurora DSQL IAM authentication token: the password
+// for one database user at one host:port, valid until [Token.Expires]. Printing it with fmt,
 // %v, %+v, %#v, %s, %q or slog shows only a redacted form; [Token.Value]
 // is the only way to the password itself.
 type Token struct {
@@ -39,7 +39,8 @@ func (t Token) data() *tokenData {
 // Never log it.
 func (t Token) Value() string { return t.data().value }
 
-// Endpoint returns the host:port the token is signed for.
+// Endpoint returns the host:port the token is for. (An Aurora DSQL token
+// is signed for the host alone.)
 func (t Token) Endpoint() string {
 	if t.d == nil {
 		return ""
@@ -53,8 +54,9 @@ func (t Token) User() string { return t.data().user }
 // Region returns the region the token is signed for.
 func (t Token) Region() string { return t.data().region }
 
-// Expires returns when the token stops being accepted: the earlier of 15
-// minutes after signing and the signing credentials' expiry.
+// Expires returns when the token stops being accepted: the earlier of its
+// lifetime after signing (15 minutes, or Options.ExpiresIn) and the
+// signing credentials' expiry.
 func (t Token) Expires() time.Time { return t.data().expires }
 
 // SignedAt returns the token's signing time (its X-Amz-Date).
