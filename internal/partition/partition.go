@@ -136,6 +136,15 @@ func ForRegion(region string) (Partition, bool) {
 	return Partition{}, false
 }
 
+// IDOf returns the ID of region's partition, or "aws" for a name that is no
+// region of any partition: the SDK resolves such names in aws too.
+func IDOf(region string) string {
+	if p, ok := ForRegion(region); ok {
+		return p.ID
+	}
+	return "aws"
+}
+
 // ValidRegion reports whether region is a region name of some partition.
 func ValidRegion(region string) bool {
 	_, ok := ForRegion(region)

@@ -63,6 +63,7 @@ import (
 
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/sigv4"
+	"github.com/irsakit/irsakit/internal/partition"
 )
 
 // MaxTokenLifetime is the longest X-Amz-Expires RDS accepts in a token.
@@ -272,7 +273,7 @@ func (f *Front) Account() string    { return f.cfg.Account }
 func (f *Front) ResourceID() string { return f.cfg.ResourceID }
 
 // Partition is the ARN partition of the front's region.
-func (f *Front) Partition() string { return partition(f.cfg.Region) }
+func (f *Front) Partition() string { return partition.IDOf(f.cfg.Region) }
 
 // UserARN is the rds-db ARN an IAM policy must allow for user.
 func (f *Front) UserARN(user string) string {
@@ -799,15 +800,4 @@ func relay(client, server net.Conn) {
 	}()
 	<-done
 	<-done
-}
-
-func partition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	default:
-		return "aws"
-	}
 }
