@@ -63,9 +63,9 @@ type ClientOptions struct {
 	// Cluster edits the go-redis cluster options last (NewClusterClient).
 	Cluster func(*redis.ClusterOptions)
 
-	// Clock is the time source of the token cache and the pushes. Default:
-	// the system clock.
-	Clock clock.Clock
+	// clock is the time source of the token cache and the pushes; tests
+	// set it through export_test.go.
+	clock clock.Clock
 }
 
 // Client is a go-redis client authenticating with IAM tokens. Close closes
@@ -282,7 +282,7 @@ func prepare(ctx context.Context, addr, cacheName, userID string, cfg aws.Config
 	if to.Region == "" {
 		to.Region = cfg.Region
 	}
-	to.Clock = o.Clock
+	to.clock = o.clock
 	if o.Token != nil {
 		o.Token(&to)
 	}
@@ -323,7 +323,7 @@ func prepare(ctx context.Context, addr, cacheName, userID string, cfg aws.Config
 	if !o.DisableReauth {
 		s.scp = NewStreamingCredentialsProvider(src, func(so *StreamingOptions) {
 			so.Interval = o.ReauthInterval
-			so.Clock = o.Clock
+			so.clock = o.clock
 		})
 	}
 	return s, nil

@@ -58,8 +58,8 @@ type StreamingOptions struct {
 	// SubscribeTimeout bounds waiting for a token when a new connection
 	// subscribes (go-redis gives Subscribe no context). Default 30 s.
 	SubscribeTimeout time.Duration
-	// Clock schedules the pushes. Default: the system clock.
-	Clock clock.Clock
+	// clock schedules the pushes; tests set it through export_test.go.
+	clock clock.Clock
 }
 
 // StreamingCredentialsProvider implements go-redis's
@@ -103,7 +103,7 @@ func NewStreamingCredentialsProvider(src *TokenSource, optFns ...func(*Streaming
 	if o.SubscribeTimeout <= 0 {
 		o.SubscribeTimeout = 30 * time.Second
 	}
-	p := &StreamingCredentialsProvider{src: src, o: o, clk: clock.Or(o.Clock), listeners: map[auth.CredentialsListener]*subscription{}}
+	p := &StreamingCredentialsProvider{src: src, o: o, clk: clock.Or(o.clock), listeners: map[auth.CredentialsListener]*subscription{}}
 	p.mu.Lock()
 	p.timer = p.clk.AfterFunc(o.Interval, p.tick)
 	p.mu.Unlock()

@@ -577,7 +577,7 @@ func TestStreamingProviderSubscribeIsIdempotent(t *testing.T) {
 	src := newSource(t, w, static(w.creds(t, time.Hour)))
 	p := elasticacheauth.NewStreamingCredentialsProvider(src, func(o *elasticacheauth.StreamingOptions) {
 		o.Interval = time.Minute
-		o.Clock = w.clk
+		elasticacheauth.WithStreamingClock(w.clk)(o)
 	})
 	defer p.Close()
 	l := &countingListener{}
