@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,8 +95,26 @@ func WithVersionID(id string) func(*GetOptions) {
 	return func(o *GetOptions) { o.VersionID = id }
 }
 
-type key struct {
-	id, versionID, stage string
+// key identifies a cached secret version: the id alone for AWSCURRENT (the
+// common read: one string to hash, nothing to build), else a NUL, the id,
+// the version id and the stage, joined by NUL. No id starts with NUL, and
+// version ids and stages hold none.
+type key = string
+
+func makeKey(id, versionID, stage string) key {
+	if versionID == "" && stage == "" {
+		return id
+	}
+	return "\x00" + id + "\x00" + versionID + "\x00" + stage
+}
+
+func splitKey(k key) (id, versionID, stage string) {
+	if len(k) == 0 || k[0] != 0 {
+		return k, "", ""
+	}
+	i := strings.LastIndexByte(k, 0)
+	j := strings.LastIndexByte(k[:i], 0)
+	return k[1:j], k[j+1 : i], k[i+1:]
 }
 
 type watcher struct {
@@ -222,10 +241,10 @@ func (c *Cache) Bytes(ctx context.Context, id string, optFns ...func(*GetOptions
 // that was rotated. When the fetch fails it returns the error, and a
 // cached value within its bounds keeps being served to readers.
 func (c *Cache) Refresh(ctx context.Context, id string, optFns ...func(*GetOptions)) (Value, error) {
-	k := c.keyFor(id, optFns)
-	if k.id == "" {
-		return Value{}, errEmptyID
+	if err := checkID(id); err != nil {
+		return Value{}, err
 	}
+	k := c.keyFor(id, optFns)
 	v, err := c.c.Refresh(ctx, k)
 	if err != nil {
 		return Value{}, c.readErr(k, err)
@@ -241,30 +260,40 @@ func (c *Cache) Invalidate(id string, optFns ...func(*GetOptions)) {
 
 var errEmptyID = errors.New("secrets: empty secret id; pass a secret name or ARN")
 
-func (c *Cache) keyFor(id string, optFns []func(*GetOptions)) key {
-	k := key{id: id}
-	if len(optFns) > 0 {
-		var o GetOptions
-		for _, fn := range optFns {
-			fn(&o)
-		}
-		k.versionID, k.stage = o.VersionID, o.VersionStage
+func checkID(id string) error {
+	switch {
+	case id == "":
+		return errEmptyID
+	case id[0] == 0:
+		return fmt.Errorf("secrets: secret id %q starts with a NUL byte; pass a secret name or ARN", id)
 	}
-	return k
+	return nil
+}
+
+func (c *Cache) keyFor(id string, optFns []func(*GetOptions)) key {
+	if len(optFns) == 0 {
+		return id
+	}
+	var o GetOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	return makeKey(id, o.VersionID, o.VersionStage)
 }
 
 func (c *Cache) keyErr(k key, err error) *Error {
-	return &Error{SecretID: k.id, VersionID: k.versionID, VersionStage: k.stage, MaxStaleness: c.opts.MaxStaleness, Err: err}
+	id, versionID, stage := splitKey(k)
+	return &Error{SecretID: id, VersionID: versionID, VersionStage: stage, MaxStaleness: c.opts.MaxStaleness, Err: err}
 }
 
 // value is the read path: one map lookup and two atomic loads when the
 // secret is cached and fresh.
 func (c *Cache) value(ctx context.Context, id string, optFns []func(*GetOptions)) (*Value, error) {
-	if id == "" {
+	if err := checkID(id); err != nil {
 		if c.closed.Load() {
 			return nil, ErrClosed
 		}
-		return nil, errEmptyID
+		return nil, err
 	}
 	k := c.keyFor(id, optFns)
 	v, err := c.c.Get(ctx, k)
@@ -290,12 +319,13 @@ func (c *Cache) readErr(k key, err error) error {
 }
 
 func (c *Cache) input(k key) *secretsmanager.GetSecretValueInput {
-	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(k.id)}
-	if k.versionID != "" {
-		in.VersionId = aws.String(k.versionID)
+	id, versionID, stage := splitKey(k)
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)}
+	if versionID != "" {
+		in.VersionId = aws.String(versionID)
 	}
-	if k.stage != "" {
-		in.VersionStage = aws.String(k.stage)
+	if stage != "" {
+		in.VersionStage = aws.String(stage)
 	}
 	return in
 }
@@ -334,7 +364,8 @@ func (c *Cache) onFetch(ev cache.Event[key, *Value]) {
 		return
 	}
 	if ev.Recovered {
-		c.opts.Logger.Info("secrets: fetching secret works again", slog.String("secret_id", ev.Key.id),
+		id, _, _ := splitKey(ev.Key)
+		c.opts.Logger.Info("secrets: fetching secret works again", slog.String("secret_id", id),
 			slog.Int("failures", ev.Failures))
 	}
 	if c.nwatch.Load() > 0 {
@@ -369,10 +400,10 @@ func (c *Cache) Watch(ctx context.Context, id string, fn func(Value), optFns ...
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	k := c.keyFor(id, optFns)
-	if k.id == "" {
-		return nil, errEmptyID
+	if err := checkID(id); err != nil {
+		return nil, err
 	}
+	k := c.keyFor(id, optFns)
 	w := &watcher{fn: fn}
 	c.mu.Lock()
 	if c.closed.Load() {

@@ -225,15 +225,16 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 
 // Handle is a reference to one key that skips the map lookup on a hit.
 type Handle[K comparable, V any] struct {
+	e   atomic.Pointer[entry[K, V]]
+	lru bool
 	c   *Cache[K, V]
 	key K
-	e   atomic.Pointer[entry[K, V]]
 }
 
 // Handle returns a handle on key. It stays correct when the key's entry is
 // evicted or replaced: it then takes the slow path once and follows.
 func (c *Cache[K, V]) Handle(key K) *Handle[K, V] {
-	h := &Handle[K, V]{c: c, key: key}
+	h := &Handle[K, V]{c: c, key: key, lru: c.lru}
 	if e := (*c.snap.Load())[key]; e != nil {
 		h.e.Store(e)
 	}
@@ -244,7 +245,7 @@ func (c *Cache[K, V]) Handle(key K) *Handle[K, V] {
 func (h *Handle[K, V]) Get(ctx context.Context) (V, error) {
 	if e := h.e.Load(); e != nil {
 		if s := e.cur.Load(); s != nil && s.fresh.Load() {
-			if h.c.lru {
+			if h.lru {
 				h.c.touch(e)
 			}
 			return s.val, nil
