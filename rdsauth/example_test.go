@@ -52,7 +52,7 @@ func ExampleToken() {
 }
 
 func ExamplePolicy() {
-	doc, err := rdsauth.Policy("us-east-1", "111122223333", "db-ABCDEFGHIJKLMNOPQRSTUVWXY0", "app")
+	doc, err := rdsauth.Policy("us-east-1", "111122223333", "db-ABCDEFGHIJKLMNOPQRSTUVWXY0", []string{"app"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -65,9 +65,7 @@ func ExamplePolicy() {
 	//       "Sid": "RDSIAMConnect",
 	//       "Effect": "Allow",
 	//       "Action": "rds-db:connect",
-	//       "Resource": [
-	//         "arn:aws:rds-db:us-east-1:111122223333:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXY0/app"
-	//       ]
+	//       "Resource": "arn:aws:rds-db:us-east-1:111122223333:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXY0/app"
 	//     }
 	//   ]
 	// }

@@ -106,7 +106,7 @@ func run(m *testing.M) int {
 	}
 	// The role may connect as app (and only app): the policy rdsauth
 	// generates, loaded as it is.
-	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), "app")
+	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), []string{"app"})
 	if err != nil {
 		return fail(err)
 	}

@@ -302,7 +302,7 @@ func TestRefusedTokenRetriedOnceWithFreshToken(t *testing.T) {
 }
 
 func restorePolicy(t *testing.T) {
-	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), "app")
+	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), []string{"app"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,3 +116,45 @@ func joinHostPort(host string, port uint16) string {
 	}
 	return host + ":" + p
 }
+
+// String describes a TokenSource by the user and endpoint it mints for.
+// A TokenSource prints as this under every fmt verb and in slog, never as
+// its fields: it holds the credentials provider it signs with, which for
+// static credentials is the keys themselves, and its cached tokens.
+func (s *TokenSource) String() string {
+	if s == nil {
+		return "rdsauth.TokenSource(nil)"
+	}
+	return "rdsauth.TokenSource(" + s.User() + "@" + s.Endpoint() + " " + s.Region() + ")"
+}
+
+// GoString returns the description for %#v.
+func (s *TokenSource) GoString() string { return s.String() }
+
+// Format writes the description for every verb and flag.
+func (s *TokenSource) Format(f fmt.State, verb rune) {
+	str := s.String()
+	if verb == 'q' {
+		str = strconv.Quote(str)
+	}
+	_, _ = f.Write([]byte(str))
+}
+
+// LogValue implements slog.LogValuer with the user, endpoint and region.
+func (s *TokenSource) LogValue() slog.Value {
+	if s == nil {
+		return slog.StringValue("nil")
+	}
+	return slog.GroupValue(
+		slog.String("user", s.User()),
+		slog.String("endpoint", s.Endpoint()),
+		slog.String("region", s.Region()),
+	)
+}
+
+var (
+	_ fmt.Stringer   = (*TokenSource)(nil)
+	_ fmt.GoStringer = (*TokenSource)(nil)
+	_ fmt.Formatter  = (*TokenSource)(nil)
+	_ slog.LogValuer = (*TokenSource)(nil)
+)

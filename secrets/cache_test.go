@@ -412,7 +412,7 @@ func TestClose(t *testing.T) {
 func TestPolicyAllowsExactlyTheNamedSecrets(t *testing.T) {
 	ctx := context.Background()
 	role := "arn:aws:iam::" + env.Account + ":role/policy-test"
-	doc, err := secrets.Policy(env.Region, env.Account, "team/db", "team/api-*")
+	doc, err := secrets.Policy(env.Region, env.Account, []string{"team/db", "team/api-*"})
 	require.NoError(t, err)
 	require.NoError(t, env.IAM.PutRole(role, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"x"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`), []byte(doc)))
 	for _, n := range []string{"team/db", "team/db-old", "team/dbx", "team/api-key", "team/other"} {

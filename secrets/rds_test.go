@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/secrets"
 )
 
@@ -174,56 +173,5 @@ func FuzzRDSCredentials(f *testing.F) {
 			s := fmt.Sprint(creds) + fmt.Sprintf("%#v", creds)
 			require.NotContains(t, s, creds.Password, "printed password")
 		}
-	})
-}
-
-func TestPolicyInputs(t *testing.T) {
-	cases := []struct {
-		name            string
-		region, account string
-		names           []string
-		ok              bool
-	}{
-		{"names", "eu-west-1", "111122223333", []string{"a/b", "c"}, true},
-		{"prefix", "us-east-1", "111122223333", []string{"app/*"}, true},
-		{"arn", "us-east-1", "111122223333", []string{"arn:aws:secretsmanager:us-east-1:111122223333:secret:x-AbCdEf"}, true},
-		{"china", "cn-north-1", "111122223333", []string{"a"}, true},
-		{"bad region", "Europe", "111122223333", []string{"a"}, false},
-		{"bad account", "eu-west-1", "1234", []string{"a"}, false},
-		{"no names", "eu-west-1", "111122223333", nil, false},
-		{"bad name", "eu-west-1", "111122223333", []string{"has space"}, false},
-		{"bare star", "eu-west-1", "111122223333", []string{"*"}, false},
-		{"not a secret ARN", "eu-west-1", "111122223333", []string{"arn:aws:s3:::bucket"}, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			doc, err := secrets.Policy(tc.region, tc.account, tc.names...)
-			if !tc.ok {
-				require.Error(t, err)
-				return
-			}
-			require.NoError(t, err)
-			_, err = iam.ParseDocument([]byte(doc))
-			require.NoError(t, err)
-			if tc.name == "china" {
-				assert.Contains(t, doc, "arn:aws-cn:secretsmanager:cn-north-1:", "partition")
-			}
-		})
-	}
-}
-
-func FuzzPolicy(f *testing.F) {
-	f.Add("eu-west-1", "111122223333", "app/db")
-	f.Add("us-gov-west-1", "000000000000", "a*")
-	f.Add("x", "1", "arn:aws:secretsmanager:x")
-	f.Fuzz(func(t *testing.T, region, account, name string) {
-		doc, err := secrets.Policy(region, account, name)
-		if err != nil {
-			return
-		}
-		d, err := iam.ParseDocument([]byte(doc))
-		require.NoError(t, err, "Policy produced an invalid document:\n%s", doc)
-		require.Len(t, d.Statement, 1, doc)
-		require.Equal(t, []string{"secretsmanager:GetSecretValue"}, []string(d.Statement[0].Action), doc)
 	})
 }

@@ -49,7 +49,7 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	defer env.Close()
-	policy, err := secrets.Policy(env.Region, env.Account, "rds/*")
+	policy, err := secrets.Policy(env.Region, env.Account, []string{"rds/*"})
 	if err != nil {
 		return fail(err)
 	}

@@ -47,7 +47,6 @@ const (
 	CauseIDPCommunication  Cause = "idp-communication"
 	CauseSTSUnreachable    Cause = "sts-unreachable"
 	CauseSTSGlobalDown     Cause = "sts-global-unreachable" // global endpoint unreachable while the regional one works
-	CauseRegionalSTSOff    Cause = "sts-regional-not-set"
 	CauseRDSNoPort         Cause = "rds-endpoint-no-port"
 	CauseRDSBadEndpoint    Cause = "rds-endpoint-invalid"
 	CauseRDSNoTLS          Cause = "rds-iam-without-tls"
