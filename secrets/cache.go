@@ -289,13 +289,16 @@ func (c *Cache) keyErr(k key, err error) *Error {
 // value is the read path: one map lookup and two atomic loads when the
 // secret is cached and fresh.
 func (c *Cache) value(ctx context.Context, id string, optFns []func(*GetOptions)) (*Value, error) {
-	if err := checkID(id); err != nil {
+	if id == "" || id[0] == 0 {
 		if c.closed.Load() {
 			return nil, ErrClosed
 		}
-		return nil, err
+		return nil, checkID(id)
 	}
-	k := c.keyFor(id, optFns)
+	k := id
+	if len(optFns) > 0 {
+		k = c.keyFor(id, optFns)
+	}
 	v, err := c.c.Get(ctx, k)
 	if err != nil {
 		return nil, c.readErr(k, err)
