@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/irsakit/irsakit/internal/clock"
 )
 
 // ClientOptions configure NewClient and NewClusterClient. Every field has a
@@ -75,6 +77,10 @@ type ClientOptions struct {
 	Redis func(*redis.Options)
 	// Cluster edits the go-redis cluster options last (NewClusterClient).
 	Cluster func(*redis.ClusterOptions)
+
+	// clock is the time source of the token cache and the pushes; tests
+	// set it through export_test.go.
+	clock clock.Clock
 }
 
 // Client is a go-redis client for a cluster-mode-disabled cache,
@@ -497,6 +503,7 @@ func prepare(addr, cacheName, userID string, cfg aws.Config, optFns []func(*Clie
 	if epErr == nil {
 		to.Serverless, to.MemoryDB = ep.Serverless, ep.MemoryDB
 	}
+	to.clock = o.clock
 	if o.Token != nil {
 		o.Token(&to)
 	}
@@ -545,6 +552,7 @@ func (s *setup) start(ctx context.Context) error {
 		s.scp = NewStreamingCredentialsProvider(s.src, func(so *StreamingOptions) {
 			so.Interval = s.o.ReauthInterval
 			so.Logger = s.logger
+			so.clock = s.o.clock
 		})
 	}
 	return nil

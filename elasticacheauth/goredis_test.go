@@ -487,7 +487,7 @@ func TestWithoutReauthConnectionsAreCut(t *testing.T) {
 func TestStreamingProviderSubscribeIsIdempotent(t *testing.T) {
 	w := newFakeWorld(t)
 	src := newSource(t, w, static(w.creds(t, time.Hour)))
-	p := elasticacheauth.NewStreamingCredentialsProvider(src, elasticacheauth.StreamingClock(w.clk), func(o *elasticacheauth.StreamingOptions) {
+	p := elasticacheauth.NewStreamingCredentialsProvider(src, elasticacheauth.WithStreamingClock(w.clk), func(o *elasticacheauth.StreamingOptions) {
 		o.Interval = time.Minute
 	})
 	defer p.Close()

@@ -12,10 +12,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/irsakit/irsakit/internal/cache"
 	"github.com/irsakit/irsakit/internal/clock"
 	"github.com/irsakit/irsakit/internal/partition"
 	"github.com/irsakit/irsakit/internal/presign"
-	"github.com/irsakit/irsakit/internal/tokencache"
 )
 
 // TokenLifetime is how long ElastiCache and MemoryDB accept a token after
@@ -58,12 +58,13 @@ type Options struct {
 	// Default 30 s.
 	FetchTimeout time.Duration
 
-	// Logger receives warnings for failed mints; never a token. Default: no
-	// logging.
+	// Logger receives a warning for each failed mint and an info record
+	// when minting works again after failures; never a token. Default:
+	// slog.Default().
 	Logger *slog.Logger
-	// Clock is the time source; tests inject a fake one. Default: the
-	// system clock.
-	Clock clock.Clock
+
+	// clock is the time source; tests set it through export_test.go.
+	clock clock.Clock
 }
 
 // TokenSource mints and caches the IAM authentication tokens of one user
@@ -82,10 +83,9 @@ type TokenSource struct {
 	creds aws.CredentialsProvider
 	clk   clock.Clock
 	log   *slog.Logger
-	cache *tokencache.Cache[Token]
+	cache *cache.Cache[struct{}, Token]
+	h     *cache.Handle[struct{}, Token]
 
-	latest atomic.Pointer[Token] // newest token minted
-	margin time.Duration
 	serial atomic.Uint64
 	mints  atomic.Int64
 	closed atomic.Bool
@@ -120,6 +120,18 @@ func NewTokenSource(cacheName, userID string, creds aws.CredentialsProvider, opt
 	if o.MemoryDB && o.Serverless {
 		return nil, fmt.Errorf("%w: MemoryDB has no serverless caches", ErrInvalidOptions)
 	}
+	if o.Margin <= 0 {
+		o.Margin = time.Minute
+	}
+	if o.RefreshBefore <= 0 {
+		o.RefreshBefore = 5 * time.Minute
+	}
+	if o.JitterFrac == 0 {
+		o.JitterFrac = 0.5
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	s := &TokenSource{
 		cacheName:  name,
 		user:       userID,
@@ -127,28 +139,22 @@ func NewTokenSource(cacheName, userID string, creds aws.CredentialsProvider, opt
 		service:    signingElastiCache,
 		serverless: o.Serverless,
 		creds:      creds,
-		margin:     o.Margin,
-		clk:        clock.Or(o.Clock),
+		clk:        clock.Or(o.clock),
 		log:        o.Logger,
 	}
 	if o.MemoryDB {
 		s.service = signingMemoryDB
 	}
-	if s.margin <= 0 {
-		s.margin = time.Minute // tokencache's default
-	}
-	s.cache = tokencache.New(s.fetch, func(co *tokencache.Options) {
+	s.cache = cache.New(s.fetch, func(co *cache.Options[struct{}, Token]) {
 		co.Clock = s.clk
 		co.Margin = o.Margin
 		co.RefreshBefore = o.RefreshBefore
-		co.JitterFrac = o.JitterFrac
+		co.JitterFrac = o.JitterFrac // negative: none
 		co.FetchTimeout = o.FetchTimeout
-		if s.log != nil {
-			co.OnError = func(err error) {
-				s.log.Warn("elasticacheauth: minting a token failed", "user", s.user, "cache", s.cacheName, "err", err)
-			}
-		}
+		co.Classify = classify
+		co.OnFetch = s.logFetch
 	})
+	s.h = s.cache.Handle(struct{}{})
 	return s, nil
 }
 
@@ -200,10 +206,14 @@ func (s *TokenSource) Serverless() bool { return s.serverless }
 
 // Token returns a token, from the cache when one may still be served.
 func (s *TokenSource) Token(ctx context.Context) (Token, error) {
-	t, err := s.cache.Get(ctx)
+	t, err := s.h.Get(ctx)
 	if err != nil {
-		if errors.Is(err, tokencache.ErrClosed) {
+		var we *cache.WaitError
+		switch {
+		case errors.Is(err, cache.ErrClosed):
 			return Token{}, ErrClosed
+		case errors.As(err, &we):
+			return Token{}, fmt.Errorf("elasticacheauth: waiting for a token: %w", we.Cause)
 		}
 		return Token{}, err
 	}
@@ -217,28 +227,26 @@ func (s *TokenSource) Mint(ctx context.Context) (Token, error) {
 	return t, err
 }
 
-// Invalidate drops tok from the cache if it is still the newest token, so
+// Invalidate drops tok from the cache if it is still the cached token, so
 // the next request mints a fresh one. Call it when a server refused tok
-// (WRONGPASS). A token older than the newest is ignored: refusals of one
-// token cause one new mint, never a loop.
+// (WRONGPASS). A token older than the cached one is ignored: refusals of
+// one token cause one new mint, never a loop.
 func (s *TokenSource) Invalidate(tok Token) {
-	if l := s.latest.Load(); l != nil && l.serial == tok.info().serial {
-		s.cache.Invalidate()
-	}
+	serial := tok.info().serial
+	s.cache.InvalidateIf(struct{}{}, func(t Token) bool { return t.info().serial == serial })
 }
 
 // invalidateValue is Invalidate for a refused password string.
 func (s *TokenSource) invalidateValue(v string) {
-	if l := s.latest.Load(); l != nil && l.value == v {
-		s.Invalidate(*l)
-	}
+	s.cache.InvalidateIf(struct{}{}, func(t Token) bool { return t.value == v })
 }
 
 // Mints reports how many tokens the source has signed (cached or not), for
 // tests and metrics.
 func (s *TokenSource) Mints() int64 { return s.mints.Load() }
 
-// Close stops the source's timers; Token returns ErrClosed afterwards.
+// Close stops the source's timers and cancels and waits for a mint in
+// flight; Token returns ErrClosed afterwards.
 func (s *TokenSource) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -246,13 +254,29 @@ func (s *TokenSource) Close() error {
 	return s.cache.Close()
 }
 
-func (s *TokenSource) fetch(ctx context.Context) (Token, time.Time, error) {
-	t, _, err := s.mint(ctx)
-	if err != nil {
-		return Token{}, time.Time{}, err
+func (s *TokenSource) fetch(ctx context.Context, _ struct{}) (Token, time.Time, error) {
+	return s.mint(ctx)
+}
+
+// classify labels a failed mint for Stats: signing is local, so what is not
+// a network, throttling, timeout or access problem is the credentials'.
+func classify(err error) string {
+	if c := cache.Class(err); c != cache.ClassOther {
+		return c
 	}
-	s.latest.Store(&t)
-	return t, t.expires, nil
+	return cache.ClassCredentials
+}
+
+// logFetch records failed mints and the recovery after them; the event
+// carries no token value, and the errors name only user and cache.
+func (s *TokenSource) logFetch(ev cache.Event[struct{}, Token]) {
+	switch {
+	case ev.Err != nil:
+		s.log.Warn("elasticacheauth: minting a token failed", "user", s.user, "cache", s.cacheName,
+			"error_class", classify(ev.Err), "failures", ev.Failures, "serving_cached_token", ev.Failure.Kept, "err", ev.Err)
+	case ev.Recovered:
+		s.log.Info("elasticacheauth: minting tokens works again", "user", s.user, "cache", s.cacheName, "failures", ev.Failures)
+	}
 }
 
 // mint signs a new token. Its lifetime is capped by the credentials'.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/elasticacheauth"
 	"github.com/irsakit/irsakit/internal/awstest/iam"
@@ -38,9 +40,7 @@ func newFakeWorld(t *testing.T) *fakeWorld {
 	w.iam = iam.New(sigv4.DefaultAccount)
 	trust := []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)
 	memorydb := []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"memorydb:Connect","Resource":["arn:aws:memorydb:us-east-1:111122223333:cluster/orders","arn:aws:memorydb:us-east-1:111122223333:user/app-user"]}]}`)
-	if err := w.iam.PutRole(testRole, trust, connectPolicy("us-east-1", "orders", "sessions"), memorydb); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.iam.PutRole(testRole, trust, connectPolicy("us-east-1", "orders", "sessions"), memorydb))
 	return w
 }
 
@@ -49,9 +49,7 @@ func newFakeWorld(t *testing.T) *fakeWorld {
 func (w *fakeWorld) creds(t testing.TB, ttl time.Duration) aws.Credentials {
 	t.Helper()
 	c, err := w.reg.IssueSession(testRole, "test", ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, CanExpire: true, Expires: c.Expires, Source: "test"}
 }
 
@@ -61,9 +59,8 @@ func static(c aws.Credentials) aws.CredentialsProvider {
 
 func (w *fakeWorld) verify(t *testing.T, tok elasticacheauth.Token, check redisfront.Check) {
 	t.Helper()
-	if _, err := redisfront.VerifyToken(w.reg, w.iam, check, tok.User(), tok.Value()); err != nil {
-		t.Fatalf("the documented verifier refuses the token: %v", err)
-	}
+	_, err := redisfront.VerifyToken(w.reg, w.iam, check, tok.User(), tok.Value())
+	require.NoError(t, err, "the documented verifier refuses the token")
 }
 
 func TestTokenFormat(t *testing.T) {
@@ -86,30 +83,21 @@ func TestTokenFormat(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			src, err := elasticacheauth.NewTokenSource(tc.cache, userID, static(creds), func(o *elasticacheauth.Options) {
 				o.Region = "us-east-1"
-				o.Clock = w.clk
+				elasticacheauth.WithClock(w.clk)(o)
 				if tc.opts != nil {
 					tc.opts(o)
 				}
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer src.Close()
 			tok, err := src.Token(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			v := tok.Value()
-			if strings.Contains(v, "://") {
-				t.Fatalf("token has a scheme: it must be the URL without http://")
-			}
+			require.NotContains(t, v, "://", "token has a scheme: it must be the URL without http://")
 			u, err := url.Parse("http://" + v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if u.Host != tc.wantHost || u.Path != "/" {
-				t.Fatalf("host %q path %q, want %q and /", u.Host, u.Path, tc.wantHost)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantHost, u.Host)
+			assert.Equal(t, "/", u.Path)
 			q := u.Query()
 			var keys []string
 			for k := range q {
@@ -118,29 +106,21 @@ func TestTokenFormat(t *testing.T) {
 			sort.Strings(keys)
 			want := append([]string{"Action", "User", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-Security-Token", "X-Amz-Signature", "X-Amz-SignedHeaders"}, tc.extraKeys...)
 			sort.Strings(want)
-			if strings.Join(keys, ",") != strings.Join(want, ",") {
-				t.Fatalf("query keys %v, want %v", keys, want)
-			}
+			require.Equal(t, want, keys, "query keys")
 			for k, v := range map[string]string{
 				"Action": "connect", "User": userID, "X-Amz-Expires": "900", "X-Amz-SignedHeaders": "host",
 				"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Date": "20260301T120000Z",
 			} {
-				if q.Get(k) != v {
-					t.Errorf("%s = %q, want %q", k, q.Get(k), v)
-				}
+				assert.Equal(t, v, q.Get(k), k)
 			}
-			if tc.extraKeys != nil && q.Get("ResourceType") != "ServerlessCache" {
-				t.Errorf("ResourceType = %q", q.Get("ResourceType"))
+			if tc.extraKeys != nil {
+				assert.Equal(t, "ServerlessCache", q.Get("ResourceType"))
 			}
-			if !strings.HasSuffix(q.Get("X-Amz-Credential"), "/20260301/us-east-1/"+tc.service+"/aws4_request") {
-				t.Errorf("credential scope %q", q.Get("X-Amz-Credential"))
-			}
-			if tok.CacheName() != tc.wantHost || tok.User() != userID || tok.Region() != "us-east-1" {
-				t.Errorf("accessors: %v", tok)
-			}
-			if !tok.Expires().Equal(w.clk.Now().Add(15 * time.Minute)) {
-				t.Errorf("Expires = %v", tok.Expires())
-			}
+			assert.True(t, strings.HasSuffix(q.Get("X-Amz-Credential"), "/20260301/us-east-1/"+tc.service+"/aws4_request"), "credential scope %q", q.Get("X-Amz-Credential"))
+			assert.Equal(t, tc.wantHost, tok.CacheName())
+			assert.Equal(t, userID, tok.User())
+			assert.Equal(t, "us-east-1", tok.Region())
+			assert.Equal(t, w.clk.Now().Add(15*time.Minute), tok.Expires())
 			// The verifier written from the AWS documentation accepts it.
 			w.verify(t, tok, redisfront.Check{Service: tc.service, Region: "us-east-1", Account: sigv4.DefaultAccount, CacheName: tc.wantHost, Serverless: tc.extraKeys != nil})
 		})
@@ -151,16 +131,12 @@ func TestTokenVerifierRefusesMismatches(t *testing.T) {
 	w := newFakeWorld(t)
 	src, err := elasticacheauth.NewTokenSource("orders", userID, static(w.creds(t, time.Hour)), func(o *elasticacheauth.Options) {
 		o.Region = "us-east-1"
-		o.Clock = w.clk
+		elasticacheauth.WithClock(w.clk)(o)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer src.Close()
 	tok, err := src.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	good := redisfront.Check{Region: "us-east-1", Account: sigv4.DefaultAccount, CacheName: "orders"}
 	for name, c := range map[string]redisfront.Check{
 		"serverless cache": {Region: "us-east-1", Account: sigv4.DefaultAccount, CacheName: "orders", Serverless: true},
@@ -168,17 +144,14 @@ func TestTokenVerifierRefusesMismatches(t *testing.T) {
 		"other cache":      {Region: "us-east-1", Account: sigv4.DefaultAccount, CacheName: "payments"},
 		"memorydb":         {Service: "memorydb", Region: "us-east-1", Account: sigv4.DefaultAccount, CacheName: "orders"},
 	} {
-		if _, err := redisfront.VerifyToken(w.reg, w.iam, c, userID, tok.Value()); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
+		_, err := redisfront.VerifyToken(w.reg, w.iam, c, userID, tok.Value())
+		assert.Error(t, err, "%s: accepted", name)
 	}
-	if _, err := redisfront.VerifyToken(w.reg, w.iam, good, "other-user", tok.Value()); err == nil {
-		t.Error("other user: accepted")
-	}
+	_, err = redisfront.VerifyToken(w.reg, w.iam, good, "other-user", tok.Value())
+	assert.Error(t, err, "other user: accepted")
 	w.clk.Advance(15 * time.Minute)
-	if _, err := redisfront.VerifyToken(w.reg, w.iam, good, userID, tok.Value()); err == nil {
-		t.Error("accepted after 15 minutes")
-	}
+	_, err = redisfront.VerifyToken(w.reg, w.iam, good, userID, tok.Value())
+	assert.Error(t, err, "accepted after 15 minutes")
 }
 
 func TestNewTokenSourceRejectsBadInput(t *testing.T) {
@@ -209,9 +182,7 @@ func TestNewTokenSourceRejectsBadInput(t *testing.T) {
 				fns = append(fns, tc.opts)
 			}
 			_, err := elasticacheauth.NewTokenSource(tc.cache, tc.user, tc.creds, fns...)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
-			}
+			assert.ErrorIs(t, err, tc.want)
 		})
 	}
 }
@@ -220,25 +191,17 @@ func newSource(t *testing.T, w *fakeWorld, p aws.CredentialsProvider, optFns ...
 	t.Helper()
 	src, err := elasticacheauth.NewTokenSource("orders", userID, p, append([]func(*elasticacheauth.Options){func(o *elasticacheauth.Options) {
 		o.Region = "us-east-1"
-		o.Clock = w.clk
+		elasticacheauth.WithClock(w.clk)(o)
 		o.JitterFrac = -1
 	}}, optFns...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	return src
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	require.Eventually(t, cond, 20*time.Second, time.Millisecond, "waiting for %s", what)
 }
 
 func TestTokenCacheHitsRefreshesAndInvalidates(t *testing.T) {
@@ -246,50 +209,38 @@ func TestTokenCacheHitsRefreshesAndInvalidates(t *testing.T) {
 	src := newSource(t, w, static(w.creds(t, 2*time.Hour)))
 	ctx := context.Background()
 	first, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i := 0; i < 1000; i++ {
 		tok, err := src.Token(ctx)
-		if err != nil || tok.Value() != first.Value() {
-			t.Fatalf("hit %d: %v", i, err)
-		}
+		require.NoError(t, err)
+		require.Equal(t, first.Value(), tok.Value(), "hit %d", i)
 	}
-	if src.Mints() != 1 {
-		t.Fatalf("Mints = %d after 1001 Token calls", src.Mints())
-	}
+	require.Equal(t, int64(1), src.Mints(), "mints after 1001 Token calls")
 	// Served until 14 min (1 min margin), refreshed early from 9 min (5 min
 	// before, no jitter): the old token is answered while a new one mints.
 	w.clk.Advance(9 * time.Minute)
-	if tok, _ := src.Token(ctx); tok.Value() != first.Value() {
-		t.Fatal("early refresh did not answer the still-valid token")
-	}
+	tok, _ := src.Token(ctx)
+	require.Equal(t, first.Value(), tok.Value(), "early refresh did not answer the still-valid token")
 	waitFor(t, "the early refresh", func() bool {
 		tok, _ := src.Token(ctx)
 		return tok.Value() != first.Value()
 	})
-	if src.Mints() != 2 {
-		t.Fatalf("Mints = %d, want 2", src.Mints())
-	}
+	require.Equal(t, int64(2), src.Mints())
+	assert.Equal(t, int64(1), src.Stats().EarlyRefreshes)
 	second, _ := src.Token(ctx)
 	// Invalidating an older (or the zero) token does nothing; the current
 	// one drops it.
 	src.Invalidate(first)
 	src.Invalidate(elasticacheauth.Token{})
-	if tok, _ := src.Token(ctx); tok.Value() != second.Value() || src.Mints() != 2 {
-		t.Fatal("invalidating a stale token dropped the current one")
-	}
+	tok, _ = src.Token(ctx)
+	require.Equal(t, second.Value(), tok.Value(), "invalidating a stale token dropped the current one")
+	require.Equal(t, int64(2), src.Mints())
 	w.clk.Advance(time.Second) // a new signing time, so a new value
 	src.Invalidate(second)
-	// (internal/tokencache may answer the first Get after Invalidate from
-	// the fetch that just finished; the one after it mints.)
-	waitFor(t, "a fresh token after Invalidate", func() bool {
-		tok, err := src.Token(ctx)
-		return err == nil && tok.Value() != second.Value()
-	})
-	if src.Mints() != 3 {
-		t.Fatalf("after Invalidate: mints %d, want 3", src.Mints())
-	}
+	tok, err = src.Token(ctx)
+	require.NoError(t, err)
+	assert.NotEqual(t, second.Value(), tok.Value(), "the invalidated token was served")
+	assert.Equal(t, int64(3), src.Mints())
 }
 
 func TestTokenLifetimeCappedByCredentials(t *testing.T) {
@@ -302,21 +253,13 @@ func TestTokenLifetimeCappedByCredentials(t *testing.T) {
 	src := newSource(t, w, p)
 	ctx := context.Background()
 	tok, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := w.clk.Now().Add(5 * time.Minute); !tok.Expires().Equal(want) {
-		t.Fatalf("Expires = %v, want the credentials' expiry %v", tok.Expires(), want)
-	}
+	require.NoError(t, err)
+	require.Equal(t, w.clk.Now().Add(5*time.Minute), tok.Expires(), "the credentials' expiry caps the token's")
 	// Not served within the margin (1 min) of the credentials' expiry.
 	w.clk.Advance(4 * time.Minute)
 	next, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if next.Value() == tok.Value() {
-		t.Fatal("token served past its credentials' expiry minus margin")
-	}
+	require.NoError(t, err)
+	require.NotEqual(t, tok.Value(), next.Value(), "token served past its credentials' expiry minus margin")
 	w.verify(t, next, redisfront.Check{Region: "us-east-1", Account: sigv4.DefaultAccount, CacheName: "orders"})
 }
 
@@ -326,12 +269,10 @@ func TestExpiredCredentialsAreRefused(t *testing.T) {
 	w.clk.Advance(2 * time.Minute)
 	src := newSource(t, w, static(c))
 	_, err := src.Token(context.Background())
-	if !errors.Is(err, elasticacheauth.ErrCredentialsExpired) {
-		t.Fatalf("err = %v, want ErrCredentialsExpired", err)
-	}
-	if strings.Contains(err.Error(), c.AccessKeyID) || strings.Contains(err.Error(), c.SecretAccessKey) {
-		t.Fatalf("error leaks the key: %v", err)
-	}
+	require.ErrorIs(t, err, elasticacheauth.ErrCredentialsExpired)
+	assert.NotContains(t, err.Error(), c.AccessKeyID, "error leaks the key")
+	assert.NotContains(t, err.Error(), c.SecretAccessKey, "error leaks the key")
+	assert.Equal(t, "credentials", src.Stats().LastErrorClass)
 }
 
 func TestFailedRefreshKeepsLastGoodToken(t *testing.T) {
@@ -348,36 +289,32 @@ func TestFailedRefreshKeepsLastGoodToken(t *testing.T) {
 	src := newSource(t, w, p, func(o *elasticacheauth.Options) { o.Logger = slog.New(logs) })
 	ctx := context.Background()
 	first, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	w.clk.Advance(10 * time.Minute)
 	for i := 0; i < 3; i++ {
 		tok, err := src.Token(ctx)
-		if err != nil || tok.Value() != first.Value() {
-			t.Fatalf("during failing refresh: %v", err)
-		}
+		require.NoError(t, err, "during failing refresh")
+		require.Equal(t, first.Value(), tok.Value())
 		// Asking again starts the refresh once the previous attempt has
 		// fully finished; each answer is still the old token.
 		waitFor(t, "a failed refresh", func() bool {
-			if tok, err := src.Token(ctx); err != nil || tok.Value() != first.Value() {
-				t.Fatalf("during failing refresh: %v", err)
-			}
+			tok, err := src.Token(ctx)
+			require.NoError(t, err, "during failing refresh")
+			require.Equal(t, first.Value(), tok.Value())
 			return logs.n.Load() >= int64(1+i)
 		})
 		w.clk.Advance(6 * time.Second) // past the retry back-off
 	}
-	if calls.Load() != 4 {
-		t.Fatalf("%d credential calls, want 4", calls.Load())
-	}
-	if logs.leaked.Load() {
-		t.Fatal("a log record holds the token")
-	}
+	assert.Equal(t, int64(4), calls.Load(), "credential calls")
+	assert.False(t, logs.leaked.Load(), "a log record holds the token")
+	st := src.Stats()
+	assert.Equal(t, int64(3), st.Failures)
+	assert.Equal(t, "credentials", st.LastErrorClass)
+	assert.Positive(t, st.ServedStale)
 	// Past the serving window, the failure surfaces.
 	w.clk.Set(first.SignedAt().Add(14 * time.Minute))
-	if _, err := src.Token(ctx); err == nil || !strings.Contains(err.Error(), "sts unavailable") {
-		t.Fatalf("after the window: err = %v", err)
-	}
+	_, err = src.Token(ctx)
+	require.ErrorContains(t, err, "sts unavailable", "after the window")
 }
 
 func TestConcurrentMissesMintOnce(t *testing.T) {
@@ -398,23 +335,19 @@ func TestConcurrentMissesMintOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			tok, err := src.Token(context.Background())
-			if err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, err)
 			vals[i] = tok.Value()
 		}()
 	}
 	waitFor(t, "the mint to start", func() bool { return calls.Load() == 1 })
 	close(release)
 	wg.Wait()
+	require.NotEmpty(t, vals[0])
 	for _, v := range vals {
-		if v != vals[0] || v == "" {
-			t.Fatal("callers got different tokens")
-		}
+		require.Equal(t, vals[0], v, "callers got different tokens")
 	}
-	if calls.Load() != 1 || src.Mints() != 1 {
-		t.Fatalf("credential calls %d, mints %d, want 1 and 1", calls.Load(), src.Mints())
-	}
+	assert.Equal(t, int64(1), calls.Load())
+	assert.Equal(t, int64(1), src.Mints())
 }
 
 func TestCallerContextBoundsTheWait(t *testing.T) {
@@ -428,18 +361,17 @@ func TestCallerContextBoundsTheWait(t *testing.T) {
 	src := newSource(t, w, p)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := src.Token(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
+	_, err := src.Token(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.True(t, strings.HasPrefix(err.Error(), "elasticacheauth: "), "error %q lacks the package prefix", err)
 }
 
 func TestClosedSource(t *testing.T) {
 	w := newFakeWorld(t)
 	src := newSource(t, w, static(w.creds(t, time.Hour)))
-	src.Close()
-	if _, err := src.Token(context.Background()); !errors.Is(err, elasticacheauth.ErrClosed) {
-		t.Fatalf("err = %v, want ErrClosed", err)
-	}
+	require.NoError(t, src.Close())
+	_, err := src.Token(context.Background())
+	assert.ErrorIs(t, err, elasticacheauth.ErrClosed)
 }
 
 // countingHandler counts warnings and checks no record holds a token.
@@ -465,3 +397,85 @@ func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
 
 var zeroCreds = aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret"}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A failed mint is logged at Warn, the recovery at Info, without a token or
+// key; Stats tells the same story.
+func TestLogsFailureAndRecovery(t *testing.T) {
+	w := newFakeWorld(t)
+	good := w.creds(t, 2*time.Hour)
+	var failing atomic.Bool
+	p := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		if failing.Load() {
+			return aws.Credentials{}, errors.New("sts unavailable")
+		}
+		return good, nil
+	})
+	var buf lockedBuffer
+	src := newSource(t, w, p, func(o *elasticacheauth.Options) { o.Logger = slog.New(slog.NewJSONHandler(&buf, nil)) })
+	ctx := context.Background()
+	first, err := src.Token(ctx)
+	require.NoError(t, err)
+	failing.Store(true)
+	w.clk.Advance(14 * time.Minute) // past the serving window: the failure surfaces
+	_, err = src.Token(ctx)
+	require.Error(t, err)
+	failing.Store(false)
+	second, err := src.Token(ctx)
+	require.NoError(t, err)
+	waitFor(t, "the recovery record", func() bool { return strings.Contains(buf.String(), "works again") })
+	out := buf.String()
+	assert.Contains(t, out, `"level":"WARN","msg":"elasticacheauth: minting a token failed"`)
+	assert.Contains(t, out, `"error_class":"credentials"`)
+	assert.Contains(t, out, `"level":"INFO","msg":"elasticacheauth: minting tokens works again","user":"app-user","cache":"orders","failures":1`)
+	for _, secret := range []string{first.Value(), second.Value(), good.SecretAccessKey, good.SessionToken, "X-Amz-Signature"} {
+		assert.NotContains(t, out, secret, "log shows a secret")
+	}
+	st := src.Stats()
+	assert.Equal(t, int64(3), st.Fetches)
+	assert.Equal(t, int64(1), st.Failures)
+	assert.Empty(t, st.LastErrorClass)
+	assert.Equal(t, 1, st.Entries)
+	assert.Equal(t, second.Expires(), st.Expires)
+	assert.Equal(t, w.clk.Now(), st.LastRefresh)
+}
+
+// Close cancels a mint waiting on the credentials provider and returns only
+// once it has returned.
+func TestCloseCancelsAMintInFlight(t *testing.T) {
+	w := newFakeWorld(t)
+	arrived := make(chan struct{})
+	var returned atomic.Bool
+	p := aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+		close(arrived)
+		defer returned.Store(true)
+		<-ctx.Done()
+		return aws.Credentials{}, ctx.Err()
+	})
+	src := newSource(t, w, p)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := src.Token(context.Background())
+		errc <- err
+	}()
+	<-arrived
+	require.NoError(t, src.Close())
+	assert.True(t, returned.Load(), "Close returned before the mint did")
+	assert.ErrorIs(t, <-errc, elasticacheauth.ErrClosed)
+}

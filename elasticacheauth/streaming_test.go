@@ -60,7 +60,7 @@ func TestStreamingProviderRidesOutAFailingCredentialsProvider(t *testing.T) {
 	src := newSource(t, w, creds)
 	logs := &logLines{}
 	const interval = 14*time.Minute + 30*time.Second
-	p := elasticacheauth.NewStreamingCredentialsProvider(src, elasticacheauth.StreamingClock(w.clk), func(o *elasticacheauth.StreamingOptions) {
+	p := elasticacheauth.NewStreamingCredentialsProvider(src, elasticacheauth.WithStreamingClock(w.clk), func(o *elasticacheauth.StreamingOptions) {
 		o.Interval = interval
 		o.RetryInterval = 10 * time.Second
 		o.Logger = slog.New(logs)

@@ -74,7 +74,7 @@ func TestPodIdentityEndToEnd(t *testing.T) {
 
 	connect := func() error {
 		dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s", front.Port(), caFile)
-		pool, err := rdsauth.NewPool(ctx, dsn, sess.Config(), func(o *rdsauth.Options) { o.Clock = clk })
+		pool, err := rdsauth.NewPool(ctx, dsn, sess.Config())
 		if err != nil {
 			return err
 		}

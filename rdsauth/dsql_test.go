@@ -116,8 +116,7 @@ func TestDSQLTokenMatchesTheSDK(t *testing.T) {
 		{"one week", "peccy.dsql.ap-northeast-1.on.aws", "admin", "DbConnectAdmin", rdsauth.MaxDSQLTokenLifetime},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			src, err := rdsauth.NewDSQLTokenSource(tt.endpoint, tt.user, staticCreds(creds), func(o *rdsauth.Options) {
-				o.Clock = clock.NewFake(at)
+			src, err := rdsauth.NewDSQLTokenSource(tt.endpoint, tt.user, staticCreds(creds), rdsauth.WithClock(clock.NewFake(at)), func(o *rdsauth.Options) {
 				o.ExpiresIn = tt.expiresIn
 			})
 			require.NoError(t, err)

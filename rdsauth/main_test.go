@@ -155,7 +155,7 @@ func sessionConfig(t testing.TB) aws.Config {
 }
 
 // fakeClock makes a TokenSource use the shared fake clock.
-func fakeClock(o *rdsauth.Options) { o.Clock = clk }
+func fakeClock(o *rdsauth.Options) { rdsauth.WithClock(clk)(o) }
 
 // switchableCreds hands out role credentials from the registry; tests swap
 // them (rotation, revocation) and count retrievals.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/irsakit/irsakit/internal/cache"
 	"github.com/irsakit/irsakit/internal/clock"
 	"github.com/irsakit/irsakit/internal/presign"
-	"github.com/irsakit/irsakit/internal/tokencache"
 )
 
 // TokenLifetime is how long RDS accepts a token after signing it.
@@ -46,13 +46,13 @@ type Options struct {
 	// Default 30 s.
 	FetchTimeout time.Duration
 
-	// Logger receives debug records for mints and warnings for failed
-	// refreshes; never a token. Default: no logging.
+	// Logger receives a debug record for each mint, a warning for each
+	// failed mint and an info record when minting works again after
+	// failures; never a token. Default: slog.Default().
 	Logger *slog.Logger
 
-	// Clock is the time source; tests inject a fake one. Default: the
-	// system clock.
-	Clock clock.Clock
+	// clock is the time source; tests set it through export_test.go.
+	clock clock.Clock
 
 	// AllowInsecure lets NewPool, ConfigurePool, OpenDB and BeforeConnect
 	// accept connection strings with any sslmode, plaintext included
@@ -121,23 +121,24 @@ type cacheKey struct {
 }
 
 type entry struct {
-	cache  *tokencache.Cache[Token]
+	h      *cache.Handle[cacheKey, Token]
 	region string
-	latest atomic.Uint64 // serial of the newest token minted here
 }
 
 // TokenSource mints and caches RDS IAM tokens signed with one credentials
-// provider. It keeps one cache per (host, port, user, region) — the region
-// is fixed per host — so the hosts of a multi-host connection string and
-// failover targets each get their own token. A cache hit is an atomic load:
-// no lock, no allocation, no clock read. Concurrent misses for one key mint
-// once; a token is refreshed early with jitter and, if that refresh fails,
-// the still-valid token keeps being served. It is safe for concurrent use.
+// provider. It keeps one cache entry per (host, port, user, region) — the
+// region is fixed per host — so the hosts of a multi-host connection string
+// and failover targets each get their own token. A cache hit is an atomic
+// load: no lock, no allocation, no clock read. Concurrent misses for one key
+// mint once; a token is refreshed early with jitter and, if that refresh
+// fails, the still-valid token keeps being served. It is safe for
+// concurrent use.
 type TokenSource struct {
 	creds aws.CredentialsProvider
 	opts  Options
 	clk   clock.Clock
 	log   *slog.Logger
+	cache *cache.Cache[cacheKey, Token]
 
 	def    *entry
 	defKey cacheKey
@@ -175,7 +176,25 @@ func newTokenSource(host string, port uint16, user string, creds aws.Credentials
 	if o.Margin <= 0 {
 		o.Margin = time.Minute
 	}
-	s := &TokenSource{creds: creds, opts: o, clk: clock.Or(o.Clock), log: o.Logger}
+	if o.RefreshBefore <= 0 {
+		o.RefreshBefore = 5 * time.Minute
+	}
+	if o.JitterFrac == 0 {
+		o.JitterFrac = 0.5
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &TokenSource{creds: creds, opts: o, clk: clock.Or(o.clock), log: o.Logger}
+	s.cache = cache.New(s.mint, func(co *cache.Options[cacheKey, Token]) {
+		co.Clock = s.clk
+		co.Margin = o.Margin
+		co.RefreshBefore = o.RefreshBefore
+		co.JitterFrac = o.JitterFrac // negative: none
+		co.FetchTimeout = o.FetchTimeout
+		co.Classify = classify
+		co.OnFetch = s.logFetch
+	})
 	m := map[cacheKey]*entry{}
 	s.entries.Store(&m)
 	s.defKey = cacheKey{host: host, port: port, user: user}
@@ -214,7 +233,7 @@ func (s *TokenSource) Region() string { return s.def.region }
 // Token returns a token for the source's endpoint and user, from the cache
 // when one may still be served.
 func (s *TokenSource) Token(ctx context.Context) (Token, error) {
-	t, err := s.def.cache.Get(ctx)
+	t, err := s.def.h.Get(ctx)
 	if err != nil {
 		return Token{}, s.wrapErr(err)
 	}
@@ -234,7 +253,7 @@ func (s *TokenSource) TokenFor(ctx context.Context, host string, port uint16, us
 			return Token{}, err
 		}
 	}
-	t, err := e.cache.Get(ctx)
+	t, err := e.h.Get(ctx)
 	if err != nil {
 		return Token{}, s.wrapErr(err)
 	}
@@ -242,8 +261,12 @@ func (s *TokenSource) TokenFor(ctx context.Context, host string, port uint16, us
 }
 
 func (s *TokenSource) wrapErr(err error) error {
-	if errors.Is(err, tokencache.ErrClosed) {
+	var we *cache.WaitError
+	switch {
+	case errors.Is(err, cache.ErrClosed):
 		return ErrClosed
+	case errors.As(err, &we):
+		return fmt.Errorf("rdsauth: waiting for a token: %w", we.Cause)
 	}
 	return err
 }
@@ -254,27 +277,23 @@ func (s *TokenSource) Invalidate(tok Token) {
 	if tok.d == nil {
 		return
 	}
-	e := (*s.entries.Load())[cacheKey{host: tok.d.host, port: tok.d.port, user: tok.d.user}]
-	if e != nil && e.latest.Load() == tok.d.serial {
-		e.cache.Invalidate()
-	}
+	serial := tok.d.serial
+	s.cache.InvalidateIf(cacheKey{host: tok.d.host, port: tok.d.port, user: tok.d.user}, func(t Token) bool {
+		return t.d != nil && t.d.serial == serial
+	})
 }
 
 // Mints reports how many tokens the source has signed, for tests and
 // metrics.
 func (s *TokenSource) Mints() int64 { return s.mints.Load() }
 
-// Close stops the source's timers; Token returns ErrClosed afterwards.
+// Close stops the source's timers and cancels and waits for a mint in
+// flight; Token returns ErrClosed afterwards.
 func (s *TokenSource) Close() error {
-	if s.closed.Swap(true) {
-		return nil
-	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range *s.entries.Load() {
-		e.cache.Close()
-	}
-	return nil
+	s.closed.Store(true)
+	s.mu.Unlock()
+	return s.cache.Close()
 }
 
 // entryFor returns the cache for k, creating it (copy-on-write, so reads
@@ -302,22 +321,7 @@ func (s *TokenSource) entryFor(k cacheKey) (*entry, error) {
 	if e := old[k]; e != nil {
 		return e, nil
 	}
-	e := &entry{region: region}
-	e.cache = tokencache.New(func(ctx context.Context) (Token, time.Time, error) {
-		return s.mint(ctx, k, e)
-	}, func(o *tokencache.Options) {
-		o.Clock = s.clk
-		o.Margin = s.opts.Margin
-		o.RefreshBefore = s.opts.RefreshBefore
-		o.JitterFrac = s.opts.JitterFrac
-		o.FetchTimeout = s.opts.FetchTimeout
-		if s.log != nil {
-			endpoint := joinHostPort(k.host, k.port)
-			o.OnError = func(err error) {
-				s.log.Warn("rdsauth: minting a token failed", "user", k.user, "endpoint", endpoint, "err", err)
-			}
-		}
-	})
+	e := &entry{region: region, h: s.cache.Handle(k)}
 	m := make(map[cacheKey]*entry, len(old)+1)
 	for kk, v := range old {
 		m[kk] = v
@@ -327,8 +331,12 @@ func (s *TokenSource) entryFor(k cacheKey) (*entry, error) {
 	return e, nil
 }
 
-// mint signs a new token. Its lifetime is capped by the credentials'.
-func (s *TokenSource) mint(ctx context.Context, k cacheKey, e *entry) (Token, time.Time, error) {
+// mint signs a new token for k. Its lifetime is capped by the credentials'.
+func (s *TokenSource) mint(ctx context.Context, k cacheKey) (Token, time.Time, error) {
+	e := (*s.entries.Load())[k]
+	if e == nil {
+		return Token{}, time.Time{}, fmt.Errorf("rdsauth: no cache entry for %s@%s", k.user, joinHostPort(k.host, k.port))
+	}
 	endpoint := joinHostPort(k.host, k.port)
 	service, host, query, lifetime := s.tokenRequest(k)
 	m, err := presign.Mint(ctx, s.creds, service, e.region, host, query, lifetime, s.clk.Now())
@@ -341,11 +349,30 @@ func (s *TokenSource) mint(ctx context.Context, k cacheKey, e *entry) (Token, ti
 	}
 	v, signedAt, expires := m.Value, m.SignedAt, m.Expires
 	serial := s.serial.Add(1)
-	e.latest.Store(serial)
 	s.mints.Add(1)
 	t := Token{&tokenData{value: v, host: k.host, port: k.port, user: k.user, region: e.region, expires: expires, signedAt: signedAt, serial: serial}}
-	if s.log != nil {
-		s.log.Debug("rdsauth: minted a token", "token", t)
-	}
+	s.log.Debug("rdsauth: minted a token", "token", t)
 	return t, expires, nil
+}
+
+// classify labels a failed mint for Stats: signing is local, so what is not
+// a network, throttling, timeout or access problem is the credentials'.
+func classify(err error) string {
+	if c := cache.Class(err); c != cache.ClassOther {
+		return c
+	}
+	return cache.ClassCredentials
+}
+
+// logFetch records failed mints and the recovery after them; the event
+// carries no token value, and the errors name only user and endpoint.
+func (s *TokenSource) logFetch(ev cache.Event[cacheKey, Token]) {
+	endpoint := joinHostPort(ev.Key.host, ev.Key.port)
+	switch {
+	case ev.Err != nil:
+		s.log.Warn("rdsauth: minting a token failed", "user", ev.Key.user, "endpoint", endpoint,
+			"error_class", classify(ev.Err), "failures", ev.Failures, "serving_cached_token", ev.Failure.Kept, "err", ev.Err)
+	case ev.Recovered:
+		s.log.Info("rdsauth: minting tokens works again", "user", ev.Key.user, "endpoint", endpoint, "failures", ev.Failures)
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/rdsauth"
 )
@@ -21,27 +23,37 @@ import (
 func advance(t testing.TB, d time.Duration) {
 	t.Helper()
 	clk.Advance(d)
-	if err := env.RotateToken(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, env.RotateToken())
 }
 
 // verify checks tok the way the front (RDS) would, now.
 func verify(t *testing.T, tok rdsauth.Token) {
 	t.Helper()
-	if _, err := front.VerifyToken(tok.Value(), tok.User(), tok.Endpoint()); err != nil {
-		t.Fatalf("token refused at %s: %v", clk.Now().UTC().Format(time.RFC3339), err)
-	}
+	_, err := front.VerifyToken(tok.Value(), tok.User(), tok.Endpoint())
+	require.NoError(t, err, "token refused at %s", clk.Now().UTC().Format(time.RFC3339))
 }
 
 func newSource(t *testing.T, creds aws.CredentialsProvider, optFns ...func(*rdsauth.Options)) *rdsauth.TokenSource {
 	t.Helper()
 	src, err := rdsauth.NewTokenSource(front.Addr(), "app", creds, append([]func(*rdsauth.Options){fakeClock, func(o *rdsauth.Options) { o.Region = front.Region() }}, optFns...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	return src
+}
+
+// failingCreds hands out creds until told to fail, counting attempts.
+type failingCreds struct {
+	creds    *switchableCreds
+	failing  atomic.Bool
+	attempts atomic.Int64
+}
+
+func (f *failingCreds) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	f.attempts.Add(1)
+	if f.failing.Load() {
+		return aws.Credentials{}, errors.New("sts unavailable")
+	}
+	return f.creds.Retrieve(ctx)
 }
 
 func TestTokenIsAcceptedAndCached(t *testing.T) {
@@ -49,44 +61,30 @@ func TestTokenIsAcceptedAndCached(t *testing.T) {
 	creds := newSwitchableCreds(t, time.Hour)
 	src := newSource(t, creds)
 	tok, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	verify(t, tok)
-	if tok.User() != "app" || tok.Endpoint() != front.Addr() || tok.Region() != "us-east-1" {
-		t.Errorf("token describes %s@%s in %s", tok.User(), tok.Endpoint(), tok.Region())
-	}
-	if want := tok.SignedAt().Add(15 * time.Minute); !tok.Expires().Equal(want) {
-		t.Errorf("Expires = %v, want signing time + 15m = %v", tok.Expires(), want)
-	}
-	if !strings.Contains(tok.Value(), "X-Amz-Expires=900") || !strings.Contains(tok.Value(), "Action=connect") || !strings.HasPrefix(tok.Value(), front.Addr()+"/?") {
-		t.Errorf("token does not have the RDS shape")
-	}
+	assert.Equal(t, "app", tok.User())
+	assert.Equal(t, front.Addr(), tok.Endpoint())
+	assert.Equal(t, "us-east-1", tok.Region())
+	assert.Equal(t, tok.SignedAt().Add(15*time.Minute), tok.Expires(), "expiry is signing time + 15m")
+	assert.Contains(t, tok.Value(), "X-Amz-Expires=900")
+	assert.Contains(t, tok.Value(), "Action=connect")
+	assert.True(t, strings.HasPrefix(tok.Value(), front.Addr()+"/?"), "token does not have the RDS shape")
 	for range 10 {
 		again, err := src.Token(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if again.Value() != tok.Value() {
-			t.Fatal("cache hit returned another token")
-		}
+		require.NoError(t, err)
+		require.Equal(t, tok.Value(), again.Value(), "cache hit returned another token")
 	}
-	if src.Mints() != 1 || creds.retrieves.Load() != 1 {
-		t.Errorf("mints %d, credential retrievals %d; want 1 and 1", src.Mints(), creds.retrieves.Load())
-	}
+	assert.Equal(t, int64(1), src.Mints())
+	assert.Equal(t, int64(1), creds.retrieves.Load())
 }
 
 func TestTokenLifetimeCappedByCredentials(t *testing.T) {
-	ctx := context.Background()
 	creds := newSwitchableCreds(t, 5*time.Minute)
 	src := newSource(t, creds)
-	tok, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := creds.cur.Load().Expires; !tok.Expires().Equal(want) {
-		t.Errorf("Expires = %v, want the credentials' expiry %v", tok.Expires(), want)
-	}
+	tok, err := src.Token(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, creds.cur.Load().Expires, tok.Expires(), "the credentials' expiry caps the token's")
 }
 
 // Short-lived credentials (60 s) are never used to sign a token past their
@@ -110,15 +108,9 @@ func TestShortLivedCredentialsNeverSignExpiredTokens(t *testing.T) {
 			src := newSource(t, prov, func(o *rdsauth.Options) { o.Margin = margin })
 			for range 60 {
 				tok, err := src.Token(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				verify(t, tok)
-				if !clk.Now().Before(tok.Expires()) {
-					t.Fatalf("served a token that expired at %v (now %v)", tok.Expires(), clk.Now())
-				}
-				c, _ := creds.Retrieve(ctx)
-				_ = c
+				require.True(t, clk.Now().Before(tok.Expires()), "served a token that expired at %v (now %v)", tok.Expires(), clk.Now())
 				advance(t, 7*time.Second)
 			}
 		})
@@ -126,23 +118,18 @@ func TestShortLivedCredentialsNeverSignExpiredTokens(t *testing.T) {
 }
 
 func TestExpiredCredentialsAreNamed(t *testing.T) {
-	ctx := context.Background()
 	c, err := env.Registry.IssueSession(env.RoleARN, "old", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	advance(t, 2*time.Second)
 	stale := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 		return aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, CanExpire: true, Expires: c.Expires}, nil
 	})
 	src := newSource(t, stale)
-	_, err = src.Token(ctx)
-	if !errors.Is(err, rdsauth.ErrCredentialsExpired) {
-		t.Fatalf("err = %v, want ErrCredentialsExpired", err)
-	}
-	if strings.Contains(err.Error(), c.AccessKeyID) || strings.Contains(err.Error(), c.SecretAccessKey) {
-		t.Error("error shows the credentials")
-	}
+	_, err = src.Token(context.Background())
+	require.ErrorIs(t, err, rdsauth.ErrCredentialsExpired)
+	assert.NotContains(t, err.Error(), c.AccessKeyID, "error shows the credentials")
+	assert.NotContains(t, err.Error(), c.SecretAccessKey, "error shows the credentials")
+	assert.Equal(t, "credentials", src.Stats().LastErrorClass)
 }
 
 // An aws.CredentialsCache judges expiry by the real clock; when the
@@ -152,26 +139,23 @@ func TestCredentialsCacheInvalidatedWhenExpired(t *testing.T) {
 	ctx := context.Background()
 	cfg := sessionConfig(t)
 	src := newSource(t, cfg.Credentials)
-	if _, err := src.Token(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, err := src.Token(ctx)
+	require.NoError(t, err)
 	before := env.STS.Calls("AssumeRoleWithWebIdentity")
 	advance(t, 61*time.Minute) // past the 1-hour credentials
 	tok, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	verify(t, tok)
-	if got := env.STS.Calls("AssumeRoleWithWebIdentity") - before; got != 1 {
-		t.Errorf("STS calls = %d, want 1", got)
-	}
+	assert.EqualValues(t, 1, env.STS.Calls("AssumeRoleWithWebIdentity")-before, "STS calls")
 }
 
 func TestConcurrentMissesMintOnce(t *testing.T) {
 	ctx := context.Background()
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
 	creds := newSwitchableCreds(t, time.Hour)
 	blocking := aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+		arrived <- struct{}{}
 		<-release
 		return creds.Retrieve(ctx)
 	})
@@ -182,103 +166,80 @@ func TestConcurrentMissesMintOnce(t *testing.T) {
 	for i := range toks {
 		wg.Go(func() { toks[i], errs[i] = src.Token(ctx) })
 	}
-	time.Sleep(10 * time.Millisecond) // let the callers pile up on the one fetch
+	<-arrived // the one mint is under way; the callers pile up on it
 	close(release)
 	wg.Wait()
 	for i := range toks {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
-		if toks[i].Value() != toks[0].Value() {
-			t.Fatal("callers got different tokens")
-		}
+		require.NoError(t, errs[i])
+		require.Equal(t, toks[0].Value(), toks[i].Value(), "callers got different tokens")
 	}
-	if src.Mints() != 1 || creds.retrieves.Load() != 1 {
-		t.Errorf("mints %d, retrievals %d; want 1 and 1", src.Mints(), creds.retrieves.Load())
-	}
+	assert.Equal(t, int64(1), src.Mints())
+	assert.Equal(t, int64(1), creds.retrieves.Load())
 }
 
 func TestEarlyRefreshAndStaleWhileValid(t *testing.T) {
 	ctx := context.Background()
-	creds := newSwitchableCreds(t, 2*time.Hour)
-	var failing atomic.Bool
-	var attempts atomic.Int64
-	prov := aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
-		attempts.Add(1)
-		if failing.Load() {
-			return aws.Credentials{}, errors.New("sts unavailable")
-		}
-		return creds.Retrieve(ctx)
-	})
+	prov := &failingCreds{creds: newSwitchableCreds(t, 2*time.Hour)}
 	src := newSource(t, prov)
 	first, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	failing.Store(true)
+	require.NoError(t, err)
+	prov.failing.Store(true)
 	// Past the latest early-refresh point (14m served, refresh 2.5m to 5m
 	// before that), before the token stops being served.
 	advance(t, 12*time.Minute)
 	for range 3 {
 		tok, err := src.Token(ctx)
-		if err != nil {
-			t.Fatalf("failed refresh surfaced while the token was valid: %v", err)
-		}
-		if tok.Value() != first.Value() {
-			t.Fatal("token changed although refreshes fail")
-		}
+		require.NoError(t, err, "failed refresh surfaced while the token was valid")
+		require.Equal(t, first.Value(), tok.Value(), "token changed although refreshes fail")
 	}
-	waitFor(t, func() bool { return attempts.Load() >= 2 }) // the background refresh ran
+	waitFor(t, func() bool { return src.Stats().Failures == 1 }) // the background refresh ran
+	// Within the retry back-off: answered with the kept token, and counted.
+	stale := src.Stats().ServedStale
+	for range 3 {
+		tok, err := src.Token(ctx)
+		require.NoError(t, err)
+		require.Equal(t, first.Value(), tok.Value())
+	}
+	assert.Equal(t, stale+3, src.Stats().ServedStale, "requests answered after the failed refresh")
 	// The refresh works again: once past the retry back-off the next
 	// request triggers one, and a new token is served.
-	failing.Store(false)
+	prov.failing.Store(false)
 	advance(t, 10*time.Second)
 	src.Token(ctx)
-	// Mints counts a mint as it starts; the new token is served once stored.
 	var tok rdsauth.Token
 	waitFor(t, func() bool {
 		tok, err = src.Token(ctx)
 		return err == nil && tok.Value() != first.Value()
 	})
-	if src.Mints() != 2 {
-		t.Fatalf("mints = %d, want 2", src.Mints())
-	}
+	assert.Equal(t, int64(2), src.Mints())
 	verify(t, tok)
+	st := src.Stats()
+	assert.Equal(t, int64(2), st.EarlyRefreshes, "both refreshes ran ahead of expiry")
+	assert.Equal(t, int64(1), st.Failures)
+	assert.Empty(t, st.LastErrorClass, "a refresh succeeded since the failure")
+	assert.Equal(t, tok.Expires(), st.Expires)
 	// When refreshes keep failing until the token must stop being
 	// served, the error surfaces.
-	failing.Store(true)
+	prov.failing.Store(true)
 	advance(t, 15*time.Minute)
-	if _, err := src.Token(ctx); err == nil || !strings.Contains(err.Error(), "sts unavailable") {
-		t.Fatalf("err = %v, want the credential error", err)
-	}
+	_, err = src.Token(ctx)
+	require.ErrorContains(t, err, "sts unavailable")
+	assert.Equal(t, "credentials", src.Stats().LastErrorClass)
 }
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	require.Eventually(t, cond, 10*time.Second, time.Millisecond)
 }
 
 func TestCachePerHostPortUser(t *testing.T) {
 	ctx := context.Background()
-	creds := newSwitchableCreds(t, time.Hour)
-	src := newSource(t, creds)
+	src := newSource(t, newSwitchableCreds(t, time.Hour))
 	def, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	same, err := src.TokenFor(ctx, "127.0.0.1", uint16(front.Port()), "app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if same.Value() != def.Value() {
-		t.Error("TokenFor the default key minted again")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, def.Value(), same.Value(), "TokenFor the default key minted again")
 	keys := []struct {
 		host string
 		port uint16
@@ -287,33 +248,21 @@ func TestCachePerHostPortUser(t *testing.T) {
 		{"127.0.0.1", uint16(front2.Port()), "app"},
 		{"localhost", uint16(front.Port()), "app"},
 		{"127.0.0.1", uint16(front.Port()), "other"},
-		{"db.abc.eu-west-1.rds.amazonaws.com", 5432, "app"}, // own region
 	}
 	seen := map[string]bool{def.Value(): true}
 	for _, k := range keys {
-		_, err := src.TokenFor(ctx, k.host, k.port, k.user)
-		if k.host == "db.abc.eu-west-1.rds.amazonaws.com" {
-			// Options.Region (us-east-1) contradicts the name.
-			if !errors.Is(err, rdsauth.ErrRegionMismatch) {
-				t.Errorf("err = %v, want ErrRegionMismatch", err)
-			}
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _ := src.TokenFor(ctx, k.host, k.port, k.user)
-		if seen[tok.Value()] {
-			t.Errorf("%s@%s:%d shares a token with another key", k.user, k.host, k.port)
-		}
+		tok, err := src.TokenFor(ctx, k.host, k.port, k.user)
+		require.NoError(t, err)
+		assert.False(t, seen[tok.Value()], "%s@%s:%d shares a token with another key", k.user, k.host, k.port)
 		seen[tok.Value()] = true
-		if tok.Endpoint() != fmt.Sprintf("%s:%d", k.host, k.port) || tok.User() != k.user {
-			t.Errorf("token for %s@%s", tok.User(), tok.Endpoint())
-		}
+		assert.Equal(t, fmt.Sprintf("%s:%d", k.host, k.port), tok.Endpoint())
+		assert.Equal(t, k.user, tok.User())
 	}
-	if got := src.Mints(); got != 4 {
-		t.Errorf("mints = %d, want 4", got)
-	}
+	// Options.Region (us-east-1) contradicts the endpoint name's region.
+	_, err = src.TokenFor(ctx, "db.abc.eu-west-1.rds.amazonaws.com", 5432, "app")
+	assert.ErrorIs(t, err, rdsauth.ErrRegionMismatch)
+	assert.Equal(t, int64(4), src.Mints())
+	assert.Equal(t, 4, src.Stats().Entries)
 }
 
 func TestInvalidateOnlyDropsTheRefusedToken(t *testing.T) {
@@ -323,44 +272,57 @@ func TestInvalidateOnlyDropsTheRefusedToken(t *testing.T) {
 	advance(t, time.Second) // a token minted in the same second with the same key is the same token
 	src.Invalidate(old)
 	fresh, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fresh.Value() == old.Value() || src.Mints() != 2 {
-		t.Fatalf("Invalidate did not force a new mint (mints %d)", src.Mints())
-	}
+	require.NoError(t, err)
+	assert.NotEqual(t, old.Value(), fresh.Value(), "Invalidate did not force a new mint")
+	assert.Equal(t, int64(2), src.Mints())
 	// A late report about the old token must not throw away the new one.
 	src.Invalidate(old)
 	again, _ := src.Token(ctx)
-	if again.Value() != fresh.Value() || src.Mints() != 2 {
-		t.Error("invalidating a superseded token dropped the current one")
-	}
+	assert.Equal(t, fresh.Value(), again.Value(), "invalidating a superseded token dropped the current one")
+	assert.Equal(t, int64(2), src.Mints())
 }
 
 func TestCloseStopsTheSource(t *testing.T) {
 	src := newSource(t, newSwitchableCreds(t, time.Hour))
-	src.Close()
-	if _, err := src.Token(context.Background()); !errors.Is(err, rdsauth.ErrClosed) {
-		t.Fatalf("err = %v, want ErrClosed", err)
-	}
+	require.NoError(t, src.Close())
+	_, err := src.Token(context.Background())
+	assert.ErrorIs(t, err, rdsauth.ErrClosed)
+	require.NoError(t, src.Close(), "second Close")
+}
+
+// Close cancels a mint waiting on the credentials provider and returns only
+// once it has returned.
+func TestCloseCancelsAMintInFlight(t *testing.T) {
+	arrived := make(chan struct{})
+	var returned atomic.Bool
+	prov := aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+		close(arrived)
+		defer returned.Store(true)
+		<-ctx.Done()
+		return aws.Credentials{}, ctx.Err()
+	})
+	src := newSource(t, prov)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := src.Token(context.Background())
+		errc <- err
+	}()
+	<-arrived
+	require.NoError(t, src.Close())
+	assert.True(t, returned.Load(), "Close returned before the mint did")
+	assert.ErrorIs(t, <-errc, rdsauth.ErrClosed)
 }
 
 func TestCacheHitDoesNotAllocate(t *testing.T) {
 	ctx := context.Background()
 	src := newSource(t, newSwitchableCreds(t, time.Hour))
-	if _, err := src.Token(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := src.TokenFor(ctx, "127.0.0.1", uint16(front.Port()), "app"); err != nil {
-		t.Fatal(err)
-	}
-	if n := testing.AllocsPerRun(1000, func() { src.Token(ctx) }); n != 0 {
-		t.Errorf("Token hit allocates %v times", n)
-	}
+	_, err := src.Token(ctx)
+	require.NoError(t, err)
 	port := uint16(front.Port())
-	if n := testing.AllocsPerRun(1000, func() { src.TokenFor(ctx, "127.0.0.1", port, "app") }); n != 0 {
-		t.Errorf("TokenFor hit allocates %v times", n)
-	}
+	_, err = src.TokenFor(ctx, "127.0.0.1", port, "app")
+	require.NoError(t, err)
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { src.Token(ctx) }), "Token hit allocates")
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { src.TokenFor(ctx, "127.0.0.1", port, "app") }), "TokenFor hit allocates")
 }
 
 func TestNewTokenSourceErrors(t *testing.T) {
@@ -389,67 +351,64 @@ func TestNewTokenSourceErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := rdsauth.NewTokenSource(tt.endpoint, tt.user, tt.creds, func(o *rdsauth.Options) { o.Region = tt.region })
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("err = %v, want %v", err, tt.want)
-			}
-			if !strings.HasPrefix(err.Error(), "rdsauth: ") {
-				t.Errorf("error %q lacks the package prefix", err)
-			}
+			require.ErrorIs(t, err, tt.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "rdsauth: "), "error %q lacks the package prefix", err)
 		})
 	}
 	t.Run("region from the endpoint", func(t *testing.T) {
 		src, err := rdsauth.NewTokenSource("mydb.cluster-ro-abc123.eu-central-1.rds.amazonaws.com:5432", "app", creds)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer src.Close()
-		if src.Region() != "eu-central-1" {
-			t.Errorf("Region = %q", src.Region())
-		}
+		assert.Equal(t, "eu-central-1", src.Region())
 	})
 }
 
-func TestLogsNeverShowTokensOrKeys(t *testing.T) {
+// lockedBuffer collects log output from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Failed mints are logged at Warn and the recovery at Info, through the
+// configured logger, and no record shows a token or a key.
+func TestLogsFailuresAndRecoveryWithoutSecrets(t *testing.T) {
 	ctx := context.Background()
-	var buf strings.Builder
-	var mu sync.Mutex
-	logger := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	creds := newSwitchableCreds(t, time.Hour)
-	var failing atomic.Bool
-	prov := aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
-		if failing.Load() {
-			return aws.Credentials{}, errors.New("sts unavailable")
-		}
-		return creds.Retrieve(ctx)
-	})
+	var buf lockedBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	prov := &failingCreds{creds: newSwitchableCreds(t, time.Hour)}
 	src := newSource(t, prov, func(o *rdsauth.Options) { o.Logger = logger })
 	tok, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	failing.Store(true)
+	require.NoError(t, err)
+	prov.failing.Store(true)
 	advance(t, 15*time.Minute)
-	if _, err := src.Token(ctx); err == nil {
-		t.Fatal("no error")
-	}
-	mu.Lock()
+	_, err = src.Token(ctx)
+	require.Error(t, err)
+	prov.failing.Store(false)
+	again, err := src.Token(ctx)
+	require.NoError(t, err)
+	waitFor(t, func() bool { return strings.Contains(buf.String(), "works again") })
+
 	out := buf.String()
-	mu.Unlock()
-	c := creds.cur.Load()
-	for _, secret := range []string{tok.Value(), c.SecretAccessKey, c.SessionToken, "X-Amz-Signature"} {
-		if strings.Contains(out, secret) {
-			t.Errorf("log shows a secret:\n%s", out)
-		}
+	c := prov.creds.cur.Load()
+	for _, secret := range []string{tok.Value(), again.Value(), c.SecretAccessKey, c.SessionToken, "X-Amz-Signature"} {
+		assert.NotContains(t, out, secret, "log shows a secret")
 	}
-	if !strings.Contains(out, "minted a token") || !strings.Contains(out, "sts unavailable") {
-		t.Errorf("log lacks the mint or the failure:\n%s", out)
-	}
+	assert.Contains(t, out, `"level":"DEBUG","msg":"rdsauth: minted a token"`)
+	assert.Contains(t, out, `"level":"WARN","msg":"rdsauth: minting a token failed"`)
+	assert.Contains(t, out, `"error_class":"credentials"`)
+	assert.Contains(t, out, "sts unavailable")
+	assert.Contains(t, out, `"level":"INFO","msg":"rdsauth: minting tokens works again"`)
+	assert.Contains(t, out, `"endpoint":"`+front.Addr()+`"`)
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

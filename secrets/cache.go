@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/irsakit/irsakit/internal/cache"
 	"github.com/irsakit/irsakit/internal/clock"
 )
 
@@ -63,14 +65,15 @@ type Options struct {
 	// OnError, if set, is called with every failed fetch (an *[Error]),
 	// including those hidden from readers because a stale value was served.
 	OnError func(err error)
-	// Logger, if set, records failed fetches at level Warn. Values are
-	// never logged.
+	// Logger records failed fetches at level Warn and the first success
+	// after failures at level Info. Values are never logged. Default:
+	// slog.Default().
 	Logger *slog.Logger
 	// ClientOptions are applied to every GetSecretValue call.
 	ClientOptions []func(*secretsmanager.Options)
-	// Clock is the time source; tests inject a fake one. Default: the
-	// system clock.
-	Clock clock.Clock
+
+	// clock is the time source; tests set it through export_test.go.
+	clock clock.Clock
 }
 
 // GetOptions select the version of a secret to read. The zero value reads
@@ -92,30 +95,26 @@ func WithVersionID(id string) func(*GetOptions) {
 	return func(o *GetOptions) { o.VersionID = id }
 }
 
-type key struct {
-	id, versionID, stage string
+// key identifies a cached secret version: the id alone for AWSCURRENT (the
+// common read: one string to hash, nothing to build), else a NUL, the id,
+// the version id and the stage, joined by NUL. No id starts with NUL, and
+// version ids and stages hold none.
+type key = string
+
+func makeKey(id, versionID, stage string) key {
+	if versionID == "" && stage == "" {
+		return id
+	}
+	return "\x00" + id + "\x00" + versionID + "\x00" + stage
 }
 
-// entry is one cached secret version. The read path touches only the
-// atomics; everything else is guarded by mu.
-type entry struct {
-	k     key
-	val   atomic.Pointer[Value]
-	fresh atomic.Bool   // val may be served without asking Secrets Manager
-	used  atomic.Uint64 // recency stamp for LRU eviction
-
-	mu      sync.Mutex
-	call    *call
-	staleAt time.Time // end of the TTL of val
-	deadAt  time.Time // staleAt + MaxStaleness: val is never served after
-	gen     uint64    // invalidates timers of earlier values
-	timer   clock.Timer
-}
-
-type call struct {
-	done chan struct{}
-	val  *Value
-	err  error
+func splitKey(k key) (id, versionID, stage string) {
+	if len(k) == 0 || k[0] != 0 {
+		return k, "", ""
+	}
+	i := strings.LastIndexByte(k, 0)
+	j := strings.LastIndexByte(k[:i], 0)
+	return k[1:j], k[j+1 : i], k[i+1:]
 }
 
 type watcher struct {
@@ -131,22 +130,12 @@ type watcher struct {
 type Cache struct {
 	client GetSecretValueAPIClient
 	opts   Options
-	clk    clock.Clock
-
-	snap    atomic.Pointer[snapshot] // copy-on-write, replaced under mu
-	epoch   atomic.Uint64
-	fetches atomic.Int64
+	c      *cache.Cache[key, *Value]
 
 	mu       sync.Mutex
 	watchers map[key][]*watcher
 	nwatch   atomic.Int32 // len(watchers), read without mu
-	refresh  clock.Timer
-
-	closeMu sync.RWMutex // held shared while starting fetches
-	closed  atomic.Bool
-	base    context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	closed   atomic.Bool
 }
 
 // New returns a cache reading secrets with a Secrets Manager client built
@@ -186,12 +175,21 @@ func NewFromClient(client GetSecretValueAPIClient, optFns ...func(*Options)) (*C
 	if o.FetchTimeout <= 0 {
 		o.FetchTimeout = DefaultFetchTimeout
 	}
-	c := &Cache{client: client, opts: o, clk: clock.Or(o.Clock), watchers: map[key][]*watcher{}}
-	c.base, c.cancel = context.WithCancel(context.Background())
-	c.snap.Store(&snapshot{})
-	if o.RefreshInterval > 0 {
-		c.refresh = c.clk.AfterFunc(o.RefreshInterval, c.refreshAll)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
+	c := &Cache{client: client, opts: o, watchers: map[key][]*watcher{}}
+	c.c = cache.New(c.fetch, func(co *cache.Options[key, *Value]) {
+		co.Clock = o.clock
+		co.TTL = o.TTL
+		co.MaxStaleness = o.MaxStaleness
+		co.RetryBackoff = o.RetryBackoff
+		co.FetchTimeout = o.FetchTimeout
+		co.MaxEntries = o.MaxEntries
+		co.RefreshInterval = o.RefreshInterval
+		co.WrapError = c.wrapErr
+		co.OnFetch = c.onFetch
+	})
 	return c, nil
 }
 
@@ -200,10 +198,10 @@ func NewFromClient(client GetSecretValueAPIClient, optFns ...func(*Options)) (*C
 func (c *Cache) Client() GetSecretValueAPIClient { return c.client }
 
 // Fetches reports how many GetSecretValue calls the cache has made.
-func (c *Cache) Fetches() int64 { return c.fetches.Load() }
+func (c *Cache) Fetches() int64 { return c.c.Stats().Fetches }
 
 // Len reports how many secret versions are cached.
-func (c *Cache) Len() int { return c.snap.Load().len() }
+func (c *Cache) Len() int { return c.c.Len() }
 
 // Get returns the secret named id (a name, a full ARN or a partial ARN),
 // its AWSCURRENT version unless optFns select another.
@@ -237,361 +235,158 @@ func (c *Cache) Bytes(ctx context.Context, id string, optFns ...func(*GetOptions
 	return v.Bytes(), nil
 }
 
-func (c *Cache) keyFor(id string, optFns []func(*GetOptions)) key {
-	k := key{id: id}
-	if len(optFns) > 0 {
-		var o GetOptions
-		for _, fn := range optFns {
-			fn(&o)
-		}
-		k.versionID, k.stage = o.VersionID, o.VersionStage
+// Refresh fetches a secret from Secrets Manager now, whatever its TTL
+// (sharing a fetch already in flight), caches it and returns it. Use it
+// when the cached value was refused, e.g. a database answered a password
+// that was rotated. When the fetch fails it returns the error, and a
+// cached value within its bounds keeps being served to readers.
+func (c *Cache) Refresh(ctx context.Context, id string, optFns ...func(*GetOptions)) (Value, error) {
+	if err := checkID(id); err != nil {
+		return Value{}, err
 	}
-	return k
+	k := c.keyFor(id, optFns)
+	v, err := c.c.Refresh(ctx, k)
+	if err != nil {
+		return Value{}, c.readErr(k, err)
+	}
+	return *v, nil
+}
+
+// Invalidate drops the cached value of a secret: the next read fetches it
+// again. A watched secret stays watched.
+func (c *Cache) Invalidate(id string, optFns ...func(*GetOptions)) {
+	c.c.Invalidate(c.keyFor(id, optFns))
+}
+
+var errEmptyID = errors.New("secrets: empty secret id; pass a secret name or ARN")
+
+func checkID(id string) error {
+	switch {
+	case id == "":
+		return errEmptyID
+	case id[0] == 0:
+		return fmt.Errorf("secrets: secret id %q starts with a NUL byte; pass a secret name or ARN", id)
+	}
+	return nil
+}
+
+func (c *Cache) keyFor(id string, optFns []func(*GetOptions)) key {
+	if len(optFns) == 0 {
+		return id
+	}
+	var o GetOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	return makeKey(id, o.VersionID, o.VersionStage)
 }
 
 func (c *Cache) keyErr(k key, err error) *Error {
-	return &Error{SecretID: k.id, VersionID: k.versionID, VersionStage: k.stage, MaxStaleness: c.opts.MaxStaleness, Err: err}
+	id, versionID, stage := splitKey(k)
+	return &Error{SecretID: id, VersionID: versionID, VersionStage: stage, MaxStaleness: c.opts.MaxStaleness, Err: err}
 }
 
-// value is the read path: a map lookup in an immutable snapshot and a few
-// atomic loads when the secret is cached and fresh.
+// value is the read path: one map lookup and two atomic loads when the
+// secret is cached and fresh.
 func (c *Cache) value(ctx context.Context, id string, optFns []func(*GetOptions)) (*Value, error) {
-	if len(optFns) == 0 {
-		// AWSCURRENT by name or ARN, the common case: one string hash.
-		if e := c.snap.Load().current[id]; e != nil && e.fresh.Load() {
-			c.touch(e)
-			return e.val.Load(), nil
-		}
-		return c.slow(ctx, key{id: id})
-	}
-	k := c.keyFor(id, optFns)
-	if e := c.snap.Load().get(k); e != nil && e.fresh.Load() {
-		c.touch(e)
-		return e.val.Load(), nil
-	}
-	return c.slow(ctx, k)
-}
-
-// snapshot is an immutable view of the cache's entries: those reading the
-// default version (AWSCURRENT) keyed by id alone, the rest by full key.
-type snapshot struct {
-	current map[string]*entry
-	other   map[key]*entry
-}
-
-func (s *snapshot) get(k key) *entry {
-	if k.versionID == "" && k.stage == "" {
-		return s.current[k.id]
-	}
-	return s.other[k]
-}
-
-func (s *snapshot) len() int { return len(s.current) + len(s.other) }
-
-func (s *snapshot) each(fn func(*entry)) {
-	for _, e := range s.current {
-		fn(e)
-	}
-	for _, e := range s.other {
-		fn(e)
-	}
-}
-
-// with returns a copy of s with k set to e (nil: removed).
-func (s *snapshot) with(k key, e *entry) *snapshot {
-	n := &snapshot{current: s.current, other: s.other}
-	if k.versionID == "" && k.stage == "" {
-		n.current = make(map[string]*entry, len(s.current)+1)
-		for kk, x := range s.current {
-			n.current[kk] = x
-		}
-		if e == nil {
-			delete(n.current, k.id)
-		} else {
-			n.current[k.id] = e
-		}
-		return n
-	}
-	n.other = make(map[key]*entry, len(s.other)+1)
-	for kk, x := range s.other {
-		n.other[kk] = x
-	}
-	if e == nil {
-		delete(n.other, k)
-	} else {
-		n.other[k] = e
-	}
-	return n
-}
-
-// touch records a read for LRU eviction. Only a read of an entry other than
-// the most recently read one writes shared memory, so a hot secret read by
-// many goroutines does not bounce a cache line between cores.
-func (c *Cache) touch(e *entry) {
-	if e.used.Load() != c.epoch.Load() {
-		e.used.Store(c.epoch.Add(1))
-	}
-}
-
-func (c *Cache) slow(ctx context.Context, k key) (*Value, error) {
-	if c.closed.Load() {
-		return nil, ErrClosed
-	}
-	if k.id == "" {
-		return nil, errors.New("secrets: empty secret id; pass a secret name or ARN")
-	}
-	e := c.entry(k)
-	e.mu.Lock()
-	if v := e.val.Load(); v != nil && e.fresh.Load() {
-		e.mu.Unlock()
-		c.touch(e)
-		return v, nil
-	}
-	cl := e.call
-	if cl == nil {
-		if cl = c.startLocked(e); cl == nil {
-			e.mu.Unlock()
+	if id == "" || id[0] == 0 {
+		if c.closed.Load() {
 			return nil, ErrClosed
 		}
+		return nil, checkID(id)
 	}
-	e.mu.Unlock()
-	select {
-	case <-cl.done:
-		if cl.err != nil {
-			return nil, cl.err
-		}
-		return cl.val, nil
-	case <-ctx.Done():
-		// The caller cannot wait any longer: a stale value within bounds
-		// beats no value.
-		e.mu.Lock()
-		v, dead := e.val.Load(), e.deadAt
-		e.mu.Unlock()
-		if v != nil && c.clk.Now().Before(dead) {
-			return v, nil
-		}
-		return nil, c.keyErr(k, fmt.Errorf("waiting for Secrets Manager: %w", context.Cause(ctx)))
+	k := id
+	if len(optFns) > 0 {
+		k = c.keyFor(id, optFns)
 	}
+	v, err := c.c.Get(ctx, k)
+	if err != nil {
+		return nil, c.readErr(k, err)
+	}
+	return v, nil
 }
 
-// entry returns the cache entry for k, inserting one (and evicting the
-// least recently read unwatched entry if the cache is full).
-func (c *Cache) entry(k key) *entry {
-	if e := c.snap.Load().get(k); e != nil {
-		return e
+// readErr turns what the shared cache returned into the package's errors.
+func (c *Cache) readErr(k key, err error) error {
+	var we *cache.WaitError
+	var se *Error
+	switch {
+	case errors.Is(err, cache.ErrClosed) || errors.Is(err, ErrClosed):
+		return ErrClosed
+	case errors.As(err, &we):
+		return c.keyErr(k, fmt.Errorf("waiting for Secrets Manager: %w", we.Cause))
+	case errors.As(err, &se):
+		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.snap.Load()
-	if e := s.get(k); e != nil {
-		return e
-	}
-	if s.len() >= c.opts.MaxEntries {
-		var victim *entry
-		s.each(func(e *entry) {
-			if len(c.watchers[e.k]) > 0 {
-				return
-			}
-			if victim == nil || e.used.Load() < victim.used.Load() {
-				victim = e
-			}
-		})
-		if victim != nil {
-			s = s.with(victim.k, nil)
-			victim.stop()
-		}
-	}
-	e := &entry{k: k}
-	e.used.Store(c.epoch.Add(1))
-	c.snap.Store(s.with(k, e))
-	return e
-}
-
-// forget removes e from the cache if it is still the entry for its key.
-func (c *Cache) forget(e *entry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.snap.Load()
-	if s.get(e.k) != e || len(c.watchers[e.k]) > 0 {
-		return
-	}
-	c.snap.Store(s.with(e.k, nil))
-}
-
-func (e *entry) stop() {
-	e.mu.Lock()
-	if e.timer != nil {
-		e.timer.Stop()
-		e.timer = nil
-	}
-	e.gen++
-	e.mu.Unlock()
-}
-
-// startLocked starts a fetch for e; e.mu is held. It returns nil once the
-// cache is closed.
-func (c *Cache) startLocked(e *entry) *call {
-	c.closeMu.RLock()
-	defer c.closeMu.RUnlock()
-	if c.closed.Load() {
-		return nil
-	}
-	cl := &call{done: make(chan struct{})}
-	e.call = cl
-	c.wg.Add(1)
-	c.fetches.Add(1)
-	go c.run(e, cl)
-	return cl
-}
-
-// startIfIdle starts a background refresh of e unless one is running.
-func (c *Cache) startIfIdle(e *entry) {
-	e.mu.Lock()
-	if e.call == nil {
-		c.startLocked(e)
-	}
-	e.mu.Unlock()
+	return c.keyErr(k, err)
 }
 
 func (c *Cache) input(k key) *secretsmanager.GetSecretValueInput {
-	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(k.id)}
-	if k.versionID != "" {
-		in.VersionId = aws.String(k.versionID)
+	id, versionID, stage := splitKey(k)
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)}
+	if versionID != "" {
+		in.VersionId = aws.String(versionID)
 	}
-	if k.stage != "" {
-		in.VersionStage = aws.String(k.stage)
+	if stage != "" {
+		in.VersionStage = aws.String(stage)
 	}
 	return in
 }
 
-func (c *Cache) run(e *entry, cl *call) {
-	defer c.wg.Done()
-	ctx, cancel := context.WithTimeout(c.base, c.opts.FetchTimeout)
-	out, err := c.client.GetSecretValue(ctx, c.input(e.k), c.opts.ClientOptions...)
-	cancel()
-	now := c.clk.Now()
-
-	var report *Error
-	var changed *Value
-	e.mu.Lock()
-	old := e.val.Load()
-	switch {
-	case err == nil && out == nil:
-		err = errors.New("secrets: GetSecretValue returned no output")
-		fallthrough
-	case err != nil:
-		if c.closed.Load() {
-			err = ErrClosed
-		}
-		report = c.keyErr(e.k, err)
-		switch {
-		case old != nil && now.Before(e.staleAt):
-			// A background refresh failed; the value is still fresh.
-			cl.val = old
-		case old != nil && now.Before(e.deadAt) && !c.closed.Load():
-			report.StaleFor, report.ServedStale = now.Sub(e.staleAt), true
-			cl.val = old
-			// Serve the stale value without asking again until the
-			// back-off ends, and never past deadAt.
-			wait := min(c.opts.RetryBackoff, e.deadAt.Sub(now))
-			c.armLocked(e, wait)
-			e.fresh.Store(true)
-		default:
-			if old != nil {
-				report.StaleFor = now.Sub(e.staleAt)
-				e.val.Store(nil)
-				e.fresh.Store(false)
-			}
-			cl.err = report
-		}
-	default:
-		v := newValue(out)
-		e.val.Store(v)
-		e.staleAt = now.Add(c.opts.TTL)
-		e.deadAt = e.staleAt.Add(c.opts.MaxStaleness)
-		c.armLocked(e, c.opts.TTL)
-		e.fresh.Store(true)
-		cl.val = v
-		if c.nwatch.Load() > 0 {
-			changed = v
-		}
+// fetch is the one GetSecretValue call behind every cached version. A
+// secret's value carries no expiry: Options.TTL decides.
+func (c *Cache) fetch(ctx context.Context, k key) (*Value, time.Time, error) {
+	out, err := c.client.GetSecretValue(ctx, c.input(k), c.opts.ClientOptions...)
+	if err != nil {
+		return nil, time.Time{}, err
 	}
-	e.call = nil
-	empty := e.val.Load() == nil
-	e.mu.Unlock()
-
-	// Report and drop a failed entry before releasing the readers, so what
-	// a reader observes after its read is settled.
-	if report != nil {
-		c.reportErr(report)
+	if out == nil {
+		return nil, time.Time{}, errors.New("secrets: GetSecretValue returned no output")
 	}
-	if empty {
-		c.forget(e)
-	}
-	close(cl.done)
-	if changed != nil {
-		c.notify(e.k, changed)
-	}
+	return newValue(out), time.Time{}, nil
 }
 
-// armLocked schedules the end of the current value's freshness.
-func (c *Cache) armLocked(e *entry, d time.Duration) {
-	if e.timer != nil {
-		e.timer.Stop()
+// wrapErr shapes a failed fetch as the *Error readers and OnError receive.
+func (c *Cache) wrapErr(k key, f cache.Failure) error {
+	err := f.Err
+	if errors.Is(err, cache.ErrClosed) {
+		err = ErrClosed
 	}
-	e.gen++
-	gen := e.gen
-	e.timer = c.clk.AfterFunc(d, func() { c.expire(e, gen) })
+	e := c.keyErr(k, err)
+	e.StaleFor, e.ServedStale = f.StaleFor, f.ServedStale
+	return e
 }
 
-func (c *Cache) expire(e *entry, gen uint64) {
-	e.mu.Lock()
-	if e.gen != gen {
-		e.mu.Unlock()
+func (c *Cache) onFetch(ev cache.Event[key, *Value]) {
+	if ev.Err != nil {
+		var e *Error
+		if !errors.As(ev.Err, &e) {
+			e = c.keyErr(ev.Key, ev.Err)
+		}
+		c.reportErr(e, ev.Failures)
 		return
 	}
-	e.fresh.Store(false)
-	e.timer = nil
-	e.mu.Unlock()
-	if c.watched(e.k) {
-		c.startIfIdle(e)
+	if ev.Recovered {
+		id, _, _ := splitKey(ev.Key)
+		c.opts.Logger.Info("secrets: fetching secret works again", slog.String("secret_id", id),
+			slog.Int("failures", ev.Failures))
+	}
+	if c.nwatch.Load() > 0 {
+		c.notify(ev.Key, ev.Value)
 	}
 }
 
-func (c *Cache) reportErr(err *Error) {
+func (c *Cache) reportErr(err *Error, failures int) {
 	if c.opts.OnError != nil {
 		c.opts.OnError(err)
 	}
-	if c.opts.Logger != nil {
-		msg := "secrets: fetching secret failed"
-		if err.ServedStale {
-			msg = "secrets: fetching secret failed; serving the cached value"
-		}
-		c.opts.Logger.Warn(msg, slog.String("secret_id", err.SecretID), slog.Duration("stale_for", err.StaleFor),
-			slog.Bool("served_stale", err.ServedStale), slog.String("error", err.Error()))
+	msg := "secrets: fetching secret failed"
+	if err.ServedStale {
+		msg = "secrets: fetching secret failed; serving the cached value"
 	}
-}
-
-func (c *Cache) refreshAll() {
-	if c.closed.Load() {
-		return
-	}
-	c.snap.Load().each(func(e *entry) {
-		if e.val.Load() != nil {
-			c.startIfIdle(e)
-		}
-	})
-	c.mu.Lock()
-	if !c.closed.Load() {
-		c.refresh = c.clk.AfterFunc(c.opts.RefreshInterval, c.refreshAll)
-	}
-	c.mu.Unlock()
-}
-
-func (c *Cache) watched(k key) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.watchers[k]) > 0
+	c.opts.Logger.Warn(msg, slog.String("secret_id", err.SecretID), slog.String("error_class", cache.Class(err)),
+		slog.Int("failures", failures), slog.Duration("stale_for", err.StaleFor),
+		slog.Bool("served_stale", err.ServedStale), slog.String("error", err.Error()))
 }
 
 // Watch calls fn with each new version of a secret the cache fetches after
@@ -605,6 +400,12 @@ func (c *Cache) Watch(ctx context.Context, id string, fn func(Value), optFns ...
 	if fn == nil {
 		return nil, errors.New("secrets: Watch needs a callback")
 	}
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	k := c.keyFor(id, optFns)
 	w := &watcher{fn: fn}
 	c.mu.Lock()
@@ -612,23 +413,32 @@ func (c *Cache) Watch(ctx context.Context, id string, fn func(Value), optFns ...
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
+	release, err := c.c.KeepFresh(k)
+	if err != nil {
+		c.mu.Unlock()
+		return nil, c.readErr(k, err)
+	}
 	c.watchers[k] = append(c.watchers[k], w)
 	c.nwatch.Store(int32(len(c.watchers)))
 	c.mu.Unlock()
+	var once sync.Once
 	stop = func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		ws := c.watchers[k]
-		for i, x := range ws {
-			if x == w {
-				c.watchers[k] = append(ws[:i:i], ws[i+1:]...)
-				break
+		once.Do(func() {
+			c.mu.Lock()
+			ws := c.watchers[k]
+			for i, x := range ws {
+				if x == w {
+					c.watchers[k] = append(ws[:i:i], ws[i+1:]...)
+					break
+				}
 			}
-		}
-		if len(c.watchers[k]) == 0 {
-			delete(c.watchers, k)
-		}
-		c.nwatch.Store(int32(len(c.watchers)))
+			if len(c.watchers[k]) == 0 {
+				delete(c.watchers, k)
+			}
+			c.nwatch.Store(int32(len(c.watchers)))
+			c.mu.Unlock()
+			release()
+		})
 	}
 	v, err := c.value(ctx, id, optFns)
 	if err != nil {
@@ -657,28 +467,17 @@ func (c *Cache) notify(k key, v *Value) {
 	}
 }
 
-// Close stops background refreshes and in-flight fetches and drops every
-// cached value. Reads return [ErrClosed] afterwards. Close is idempotent.
+// Close stops background refreshes, cancels the fetches in flight and
+// waits for them, and drops every cached value. Reads return [ErrClosed]
+// afterwards. Close is idempotent.
 func (c *Cache) Close() error {
-	c.closeMu.Lock()
+	c.mu.Lock()
 	if c.closed.Swap(true) {
-		c.closeMu.Unlock()
+		c.mu.Unlock()
 		return nil
 	}
-	c.closeMu.Unlock()
-	c.mu.Lock()
-	if c.refresh != nil {
-		c.refresh.Stop()
-	}
-	old := c.snap.Swap(&snapshot{})
 	c.watchers = map[key][]*watcher{}
 	c.nwatch.Store(0)
 	c.mu.Unlock()
-	old.each(func(e *entry) {
-		e.stop()
-		e.fresh.Store(false)
-	})
-	c.cancel()
-	c.wg.Wait()
-	return nil
+	return c.c.Close()
 }

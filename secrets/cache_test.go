@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	standin "github.com/irsakit/irsakit/internal/awstest/secretsmanager"
 	"github.com/irsakit/irsakit/irsa"
@@ -55,16 +57,10 @@ func TestConcurrentColdReadsMakeOneCall(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 	}
-	if got := srv.Calls(standin.OpGetSecretValue) - before; got != 1 {
-		t.Fatalf("%d GetSecretValue calls at the server, want 1", got)
-	}
-	if c.Fetches() != 1 {
-		t.Fatalf("cache made %d fetches, want 1", c.Fetches())
-	}
+	assert.Equal(t, 1, srv.Calls(standin.OpGetSecretValue)-before, "GetSecretValue calls at the server")
+	assert.Equal(t, int64(1), c.Fetches())
 }
 
 func TestRotationSeenAfterTTL(t *testing.T) {
@@ -72,28 +68,23 @@ func TestRotationSeenAfterTTL(t *testing.T) {
 	clk := fakeClock()
 	name := secretName(t, "app/")
 	create(t, name, "v1")
-	c := newCache(t, func(o *secrets.Options) { o.Clock = clk; o.TTL = 10 * time.Minute })
+	c := newCache(t, func(o *secrets.Options) { secrets.WithClock(clk)(o); o.TTL = 10 * time.Minute })
 
 	read := func(want string) {
 		t.Helper()
 		got, err := c.String(ctx, name)
-		if err != nil || got != want {
-			t.Fatalf("String = %q, %v; want %q", got, err, want)
-		}
+		require.NoError(t, err)
+		require.Equal(t, want, got)
 	}
 	read("v1")
 	rotate(t, name, "v2")
 	read("v1") // cached: the TTL has not passed
 	clk.Advance(10*time.Minute - time.Second)
 	read("v1")
-	if c.Fetches() != 1 {
-		t.Fatalf("%d fetches before the TTL, want 1", c.Fetches())
-	}
+	assert.Equal(t, int64(1), c.Fetches(), "fetches before the TTL")
 	clk.Advance(time.Second)
 	read("v2")
-	if c.Fetches() != 2 {
-		t.Fatalf("%d fetches after the TTL, want 2", c.Fetches())
-	}
+	assert.Equal(t, int64(2), c.Fetches(), "fetches after the TTL")
 }
 
 func TestStaleServedWhileDownThenClearError(t *testing.T) {
@@ -103,69 +94,61 @@ func TestStaleServedWhileDownThenClearError(t *testing.T) {
 	create(t, name, "last-good")
 	var rec errRecorder
 	c := newCache(t, func(o *secrets.Options) {
-		o.Clock = clk
+		secrets.WithClock(clk)(o)
 		o.TTL = time.Hour
 		o.MaxStaleness = 30 * time.Minute
 		o.RetryBackoff = time.Minute
 		o.OnError = rec.add
 	})
-	if _, err := c.String(ctx, name); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.String(ctx, name)
+	require.NoError(t, err)
 	srv.SetDown(true)
 	defer srv.SetDown(false)
 
 	clk.Advance(time.Hour)
 	got, err := c.String(ctx, name)
-	if err != nil || got != "last-good" {
-		t.Fatalf("during the outage: %q, %v; want the stale value", got, err)
-	}
+	require.NoError(t, err, "during the outage: want the stale value")
+	require.Equal(t, "last-good", got)
 	errs := rec.all()
-	if len(errs) != 1 {
-		t.Fatalf("OnError got %d errors, want 1", len(errs))
-	}
+	require.Len(t, errs, 1, "OnError")
 	var se *secrets.Error
-	if !errors.As(errs[0], &se) || !se.ServedStale || se.SecretID != name || errors.Is(errs[0], secrets.ErrStale) {
-		t.Fatalf("reported error %#v", errs[0])
-	}
-	if strings.Contains(errs[0].Error(), "last-good") {
-		t.Fatalf("error leaks the value: %v", errs[0])
-	}
+	require.ErrorAs(t, errs[0], &se)
+	assert.True(t, se.ServedStale)
+	assert.Equal(t, name, se.SecretID)
+	assert.NotErrorIs(t, errs[0], secrets.ErrStale)
+	assert.NotContains(t, errs[0].Error(), "last-good", "error leaks the value")
 
 	// Within the back-off the stale value is served without asking again.
 	fetches := c.Fetches()
-	if got, err := c.String(ctx, name); err != nil || got != "last-good" {
-		t.Fatalf("within back-off: %q, %v", got, err)
-	}
-	if c.Fetches() != fetches {
-		t.Fatal("a read within the back-off fetched again")
-	}
+	got, err = c.String(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, "last-good", got)
+	assert.Equal(t, fetches, c.Fetches(), "a read within the back-off fetched again")
 	clk.Advance(time.Minute)
-	if got, err := c.String(ctx, name); err != nil || got != "last-good" {
-		t.Fatalf("after back-off: %q, %v", got, err)
-	}
-	if c.Fetches() != fetches+1 {
-		t.Fatal("a read after the back-off did not retry")
-	}
+	got, err = c.String(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, "last-good", got)
+	assert.Equal(t, fetches+1, c.Fetches(), "a read after the back-off did not retry")
+	st := c.Stats()
+	assert.Equal(t, int64(3), st.ServedStale, "three reads answered with the stale value")
+	assert.Equal(t, int64(2), st.Failures)
+	assert.Equal(t, "network", st.LastErrorClass)
 
 	// Past MaxStaleness: a clear error, no value.
 	clk.Advance(30 * time.Minute)
 	got, err = c.String(ctx, name)
-	if err == nil || got != "" {
-		t.Fatalf("past MaxStaleness: %q, %v; want an error", got, err)
-	}
-	if !errors.Is(err, secrets.ErrStale) || !strings.Contains(err.Error(), "MaxStaleness") || !strings.Contains(err.Error(), name) {
-		t.Fatalf("past MaxStaleness: %v", err)
-	}
-	if strings.Contains(err.Error(), "last-good") {
-		t.Fatalf("error leaks the value: %v", err)
-	}
+	require.Error(t, err, "past MaxStaleness")
+	assert.Empty(t, got)
+	assert.ErrorIs(t, err, secrets.ErrStale)
+	assert.ErrorContains(t, err, "MaxStaleness")
+	assert.ErrorContains(t, err, name)
+	assert.NotContains(t, err.Error(), "last-good", "error leaks the value")
 
 	// Back up: fresh value again.
 	srv.SetDown(false)
-	if got, err := c.String(ctx, name); err != nil || got != "last-good" {
-		t.Fatalf("after recovery: %q, %v", got, err)
-	}
+	got, err = c.String(ctx, name)
+	require.NoError(t, err, "after recovery")
+	assert.Equal(t, "last-good", got)
 }
 
 func TestStaleDisabled(t *testing.T) {
@@ -173,31 +156,25 @@ func TestStaleDisabled(t *testing.T) {
 	clk := fakeClock()
 	name := secretName(t, "app/")
 	create(t, name, "v")
-	c := newCache(t, func(o *secrets.Options) { o.Clock = clk; o.MaxStaleness = -1 })
-	if _, err := c.String(ctx, name); err != nil {
-		t.Fatal(err)
-	}
+	c := newCache(t, func(o *secrets.Options) { secrets.WithClock(clk)(o); o.MaxStaleness = -1 })
+	_, err := c.String(ctx, name)
+	require.NoError(t, err)
 	srv.FailNext(standin.OpGetSecretValue, 1, "InternalServiceError")
 	clk.Advance(secrets.DefaultTTL)
-	_, err := c.String(ctx, name)
+	_, err = c.String(ctx, name)
 	var ise *types.InternalServiceError
-	if !errors.As(err, &ise) {
-		t.Fatalf("with stale serving off: %v", err)
-	}
+	assert.ErrorAs(t, err, &ise, "with stale serving off")
 }
 
 func TestTypedErrors(t *testing.T) {
 	ctx := context.Background()
 	c := newCache(t)
 	bin := secretName(t, "bin/")
-	if _, _, err := srv.CreateBinary(bin, []byte{1, 2, 3}); err != nil {
-		t.Fatal(err)
-	}
+	_, _, err := srv.CreateBinary(bin, []byte{1, 2, 3})
+	require.NoError(t, err)
 	kms := secretName(t, "app/kms")
 	create(t, kms, "k")
-	if err := srv.SetDecryptFailure(kms, true); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, srv.SetDecryptFailure(kms, true))
 	denied := secretName(t, "other/")
 	create(t, denied, "hidden-value")
 
@@ -226,44 +203,41 @@ func TestTypedErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := c.String(ctx, tc.id, tc.opts...)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Fatalf("errors.Is(%v, %v) = false", err, tc.is)
+			require.Error(t, err)
+			if tc.is != nil {
+				assert.ErrorIs(t, err, tc.is)
 			}
 			for _, other := range []error{secrets.ErrNotFound, secrets.ErrAccessDenied, secrets.ErrStale} {
-				if other != tc.is && errors.Is(err, other) {
-					t.Fatalf("%v also matches %v", err, other)
+				if other != tc.is {
+					assert.NotErrorIs(t, err, other)
 				}
 			}
-			if tc.asType != nil && !tc.asType(err) {
-				t.Fatalf("SDK error not reachable with errors.As: %#v", err)
+			if tc.asType != nil {
+				assert.True(t, tc.asType(err), "SDK error not reachable with errors.As: %#v", err)
 			}
 			var se *secrets.Error
-			if !errors.As(err, &se) || se.SecretID != tc.id || !strings.HasPrefix(err.Error(), "secrets: ") {
-				t.Fatalf("not a *secrets.Error for %q: %v", tc.id, err)
-			}
-			if strings.Contains(err.Error(), "hidden-value") {
-				t.Fatalf("error leaks a value: %v", err)
-			}
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, tc.id, se.SecretID)
+			assert.True(t, strings.HasPrefix(err.Error(), "secrets: "))
+			assert.NotContains(t, err.Error(), "hidden-value", "error leaks a value")
 		})
 	}
 	// Failed fetches leave nothing cached; only the binary secret (read
 	// fine, refused by String) is.
-	if n := c.Len(); n != 1 {
-		t.Fatalf("%d entries cached after failures, want 1", n)
-	}
-	if b, err := c.Bytes(ctx, bin); err != nil || string(b) != "\x01\x02\x03" {
-		t.Fatalf("Bytes = %v, %v", b, err)
-	}
+	assert.Equal(t, 1, c.Len(), "entries cached after failures")
+	b, err := c.Bytes(ctx, bin)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{1, 2, 3}, b)
 	v, err := c.Get(ctx, bin)
-	if err != nil || !v.IsBinary() || string(v.SecretBinary()) != "\x01\x02\x03" || v.SecretString() != "" {
-		t.Fatalf("Get of a binary secret = %v, %v", v, err)
-	}
-	if _, ok := c.Client().(*secretsmanager.Client); !ok {
-		t.Fatalf("Client() is %T, want the SDK client", c.Client())
-	}
+	require.NoError(t, err)
+	assert.True(t, v.IsBinary())
+	assert.Equal(t, []byte{1, 2, 3}, v.SecretBinary())
+	assert.Empty(t, v.SecretString())
+	assert.IsType(t, (*secretsmanager.Client)(nil), c.Client())
+	st := c.Stats()
+	assert.Equal(t, int64(4), st.Failures, "four reads failed")
+	assert.Empty(t, st.LastErrorClass, "the last fetch (the binary secret) worked")
+	assert.Equal(t, int64(5), st.Fetches)
 }
 
 func TestVersionsAndIDs(t *testing.T) {
@@ -290,18 +264,16 @@ func TestVersionsAndIDs(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := c.Get(ctx, tc.id, tc.opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if v.SecretString() != tc.want || v.VersionID != tc.ver || v.ARN != arn || v.Name != name || v.IsBinary() {
-				t.Fatalf("Get = %v (%q)", v, v.SecretString())
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, v.SecretString())
+			assert.Equal(t, tc.ver, v.VersionID)
+			assert.Equal(t, arn, v.ARN)
+			assert.Equal(t, name, v.Name)
+			assert.False(t, v.IsBinary())
 		})
 	}
 	v, _ := c.Get(ctx, name, secrets.WithVersionStage("AWSPREVIOUS"))
-	if got := v.VersionStages(); len(got) != 1 || got[0] != "AWSPREVIOUS" {
-		t.Fatalf("stages %v", got)
-	}
+	assert.Equal(t, []string{"AWSPREVIOUS"}, v.VersionStages())
 }
 
 func TestLRUEviction(t *testing.T) {
@@ -314,20 +286,15 @@ func TestLRUEviction(t *testing.T) {
 	read := func(id string, wantFetch bool) {
 		t.Helper()
 		before := c.Fetches()
-		if _, err := c.String(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		if fetched := c.Fetches() != before; fetched != wantFetch {
-			t.Fatalf("read %s: fetched=%v, want %v", id, fetched, wantFetch)
-		}
+		_, err := c.String(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, wantFetch, c.Fetches() != before, "read %s fetched", id)
 	}
 	read(a, true)
 	read(b, true)
 	read(a, false) // a is now the most recently read
 	read(d, true)  // evicts b, the least recently read
-	if c.Len() != 2 {
-		t.Fatalf("%d entries, want 2", c.Len())
-	}
+	assert.Equal(t, 2, c.Len())
 	read(a, false)
 	read(d, false)
 	read(b, true) // evicts a
@@ -340,33 +307,28 @@ func TestBackgroundRefreshNotifiesWatchers(t *testing.T) {
 	clk := fakeClock()
 	name := secretName(t, "app/")
 	create(t, name, "before")
-	c := newCache(t, func(o *secrets.Options) { o.Clock = clk; o.RefreshInterval = time.Minute })
+	c := newCache(t, func(o *secrets.Options) { secrets.WithClock(clk)(o); o.RefreshInterval = time.Minute })
 	changes := make(chan secrets.Value, 4)
 	stop, err := c.Watch(ctx, name, func(v secrets.Value) { changes <- v })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer stop()
 
 	clk.Advance(time.Minute) // a refresh that finds nothing new
 	v2 := rotate(t, name, "after")
 	clk.Advance(time.Minute)
 	v := <-changes
-	if v.VersionID != v2 || v.SecretString() != "after" {
-		t.Fatalf("notified with %v", v)
-	}
+	assert.Equal(t, v2, v.VersionID)
+	assert.Equal(t, "after", v.SecretString())
 	// The background refresh updated the cache: no fetch on read, long
 	// before the TTL.
 	before := c.Fetches()
-	if got, err := c.String(ctx, name); err != nil || got != "after" {
-		t.Fatalf("after refresh: %q, %v", got, err)
-	}
-	if c.Fetches() != before {
-		t.Fatal("read after a background refresh fetched")
-	}
+	got, err := c.String(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, "after", got)
+	assert.Equal(t, before, c.Fetches(), "read after a background refresh fetched")
 	select {
 	case v := <-changes:
-		t.Fatalf("a refresh without rotation notified %v", v)
+		assert.Fail(t, "a refresh without rotation notified", "%v", v)
 	default:
 	}
 }
@@ -377,31 +339,25 @@ func TestWatchRefreshesAtTTL(t *testing.T) {
 	clk := fakeClock()
 	name := secretName(t, "app/")
 	create(t, name, "before")
-	c := newCache(t, func(o *secrets.Options) { o.Clock = clk; o.TTL = 5 * time.Minute })
+	c := newCache(t, func(o *secrets.Options) { secrets.WithClock(clk)(o); o.TTL = 5 * time.Minute })
 	changes := make(chan string, 4)
 	stop, err := c.Watch(ctx, name, func(v secrets.Value) { changes <- v.SecretString() })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rotate(t, name, "after")
 	clk.Advance(5 * time.Minute)
-	if got := <-changes; got != "after" {
-		t.Fatalf("notified with %q", got)
-	}
+	assert.Equal(t, "after", <-changes)
 	stop()
-	if _, err := c.Watch(ctx, "app/missing-for-watch", func(secrets.Value) {}); !errors.Is(err, secrets.ErrNotFound) {
-		t.Fatalf("Watch of a missing secret: %v", err)
-	}
+	_, err = c.Watch(ctx, "app/missing-for-watch", func(secrets.Value) {})
+	assert.ErrorIs(t, err, secrets.ErrNotFound, "Watch of a missing secret")
 }
 
 func TestContextDeadline(t *testing.T) {
 	clk := fakeClock()
 	name := secretName(t, "app/")
 	create(t, name, "kept")
-	c := newCache(t, func(o *secrets.Options) { o.Clock = clk })
-	if _, err := c.String(context.Background(), name); err != nil {
-		t.Fatal(err)
-	}
+	c := newCache(t, func(o *secrets.Options) { secrets.WithClock(clk)(o) })
+	_, err := c.String(context.Background(), name)
+	require.NoError(t, err)
 	srv.SetDelay(time.Hour)
 	defer srv.SetDelay(0)
 	clk.Advance(secrets.DefaultTTL)
@@ -410,16 +366,15 @@ func TestContextDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	got, err := c.String(ctx, name)
 	cancel()
-	if err != nil || got != "kept" {
-		t.Fatalf("stale on deadline: %q, %v", got, err)
-	}
+	require.NoError(t, err, "stale on deadline")
+	assert.Equal(t, "kept", got)
 	// With nothing cached it gets the context's error.
+	other := secretName(t, "app/other")
 	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
-	_, err = c.String(ctx, secretName(t, "app/other"))
+	_, err = c.String(ctx, other)
 	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("cold read on deadline: %v", err)
-	}
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "cold read on deadline")
+	assert.ErrorContains(t, err, `secrets: "`+other+`": waiting for Secrets Manager: context deadline exceeded`)
 }
 
 func TestClose(t *testing.T) {
@@ -427,9 +382,8 @@ func TestClose(t *testing.T) {
 	name := secretName(t, "app/")
 	create(t, name, "v")
 	c := newCache(t, func(o *secrets.Options) { o.RefreshInterval = time.Hour })
-	if _, err := c.String(ctx, name); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.String(ctx, name)
+	require.NoError(t, err)
 	// A read waiting on an in-flight fetch when Close comes.
 	srv.SetDelay(time.Hour)
 	defer srv.SetDelay(0)
@@ -438,15 +392,9 @@ func TestClose(t *testing.T) {
 		_, err := c.String(ctx, secretName(t, "app/slow"))
 		done <- err
 	}()
-	for c.Fetches() < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; !errors.Is(err, secrets.ErrClosed) {
-		t.Fatalf("in-flight read after Close: %v", err)
-	}
+	require.Eventually(t, func() bool { return c.Fetches() >= 2 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, c.Close())
+	assert.ErrorIs(t, <-done, secrets.ErrClosed, "in-flight read after Close")
 	for _, f := range []func() error{
 		func() error { _, err := c.String(ctx, name); return err },
 		func() error { _, err := c.Bytes(ctx, name); return err },
@@ -454,13 +402,9 @@ func TestClose(t *testing.T) {
 		func() error { _, err := secrets.JSON[map[string]string](ctx, c, name); return err },
 		func() error { _, err := c.Watch(ctx, name, func(secrets.Value) {}); return err },
 	} {
-		if err := f(); !errors.Is(err, secrets.ErrClosed) {
-			t.Fatalf("after Close: %v", err)
-		}
+		assert.ErrorIs(t, f(), secrets.ErrClosed, "after Close")
 	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
+	require.NoError(t, c.Close(), "second Close")
 }
 
 // A policy from Policy, loaded into the mini-IAM, allows exactly the named
@@ -469,29 +413,25 @@ func TestPolicyAllowsExactlyTheNamedSecrets(t *testing.T) {
 	ctx := context.Background()
 	role := "arn:aws:iam::" + env.Account + ":role/policy-test"
 	doc, err := secrets.Policy(env.Region, env.Account, []string{"team/db", "team/api-*"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.IAM.PutRole(role, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"x"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`), []byte(doc)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, env.IAM.PutRole(role, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"x"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`), []byte(doc)))
 	for _, n := range []string{"team/db", "team/db-old", "team/dbx", "team/api-key", "team/other"} {
 		if _, ok := srv.ARN(n); !ok {
 			create(t, n, "value of "+n)
 		}
 	}
 	c, err := secrets.New(configFor(t, role))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	for _, tc := range []struct {
 		id      string
 		allowed bool
 	}{{"team/db", true}, {"team/api-key", true}, {"team/db-old", false}, {"team/dbx", false}, {"team/other", false}} {
 		_, err := c.String(ctx, tc.id)
-		if tc.allowed && err != nil || !tc.allowed && !errors.Is(err, secrets.ErrAccessDenied) {
-			t.Errorf("%s: allowed=%v, got %v", tc.id, tc.allowed, err)
+		if tc.allowed {
+			assert.NoError(t, err, tc.id)
+		} else {
+			assert.ErrorIs(t, err, secrets.ErrAccessDenied, tc.id)
 		}
 	}
 }
@@ -507,14 +447,10 @@ func TestEndToEndThroughIRSA(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL())
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	sess, err := irsa.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	before := env.STS.Calls("AssumeRoleWithWebIdentity")
 	c, err := secrets.New(sess.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	var wg sync.WaitGroup
 	var failed atomic.Int32
@@ -523,9 +459,8 @@ func TestEndToEndThroughIRSA(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			creds, err := c.RDS(ctx, name)
-			if err != nil || creds.Password != "pw-e2e" || creds.Port != 5432 {
+			if !assert.NoError(t, err) || !assert.Equal(t, "pw-e2e", creds.Password) || !assert.Equal(t, 5432, creds.Port) {
 				failed.Add(1)
-				t.Errorf("RDS = %v, %v", creds, err)
 			}
 		}()
 	}
@@ -533,27 +468,20 @@ func TestEndToEndThroughIRSA(t *testing.T) {
 	if failed.Load() > 0 {
 		return
 	}
-	if got := env.STS.Calls("AssumeRoleWithWebIdentity") - before; got != 1 {
-		t.Fatalf("%d AssumeRoleWithWebIdentity calls, want 1", got)
-	}
-	if c.Fetches() != 1 {
-		t.Fatalf("%d fetches, want 1", c.Fetches())
-	}
+	assert.EqualValues(t, 1, env.STS.Calls("AssumeRoleWithWebIdentity")-before, "AssumeRoleWithWebIdentity calls")
+	assert.Equal(t, int64(1), c.Fetches())
 }
 
 func TestNewValidation(t *testing.T) {
 	cfg := awsConfig(t)
 	cfg.Region = ""
-	if _, err := secrets.New(cfg); err == nil || !strings.Contains(err.Error(), "Region") {
-		t.Fatalf("New without region: %v", err)
-	}
-	if _, err := secrets.NewFromClient(nil); err == nil {
-		t.Fatal("NewFromClient(nil) succeeded")
-	}
+	_, err := secrets.New(cfg)
+	assert.ErrorContains(t, err, "Region", "New without region")
+	_, err = secrets.NewFromClient(nil)
+	assert.Error(t, err, "NewFromClient(nil) succeeded")
 	c := newCache(t)
-	if _, err := c.String(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "empty secret id") {
-		t.Fatalf("empty id: %v", err)
-	}
+	_, err = c.String(context.Background(), "")
+	assert.ErrorContains(t, err, "empty secret id")
 }
 
 // Failed refreshes hidden by a stale value reach the logger, without the
@@ -565,26 +493,28 @@ func TestLoggerRecordsHiddenFailures(t *testing.T) {
 	create(t, name, "logged-never")
 	var buf lockedBuffer
 	c := newCache(t, func(o *secrets.Options) {
-		o.Clock = clk
+		secrets.WithClock(clk)(o)
 		o.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
 	})
-	if _, err := c.String(ctx, name); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.String(ctx, name)
+	require.NoError(t, err)
 	srv.FailNext(standin.OpGetSecretValue, 1, "ThrottlingException")
 	clk.Advance(secrets.DefaultTTL)
-	if got, err := c.String(ctx, name); err != nil || got != "logged-never" {
-		t.Fatalf("stale read: %q, %v", got, err)
-	}
+	got, err := c.String(ctx, name)
+	require.NoError(t, err, "stale read")
+	assert.Equal(t, "logged-never", got)
+	// The next refresh works: the recovery is recorded at Info.
+	clk.Advance(secrets.DefaultRetryBackoff)
+	got, err = c.String(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, "logged-never", got)
+	require.Eventually(t, func() bool { return strings.Contains(buf.String(), "works again") }, 10*time.Second, time.Millisecond)
 	out := buf.String()
-	for _, want := range []string{`"level":"WARN"`, `"secret_id":"` + name + `"`, `"served_stale":true`, "ThrottlingException"} {
-		if !strings.Contains(out, want) {
-			t.Fatalf("log lacks %s: %s", want, out)
-		}
+	for _, want := range []string{`"level":"WARN"`, `"secret_id":"` + name + `"`, `"served_stale":true`, "ThrottlingException", `"error_class":"throttled"`,
+		`"level":"INFO","msg":"secrets: fetching secret works again","secret_id":"` + name + `","failures":1`} {
+		assert.Contains(t, out, want)
 	}
-	if strings.Contains(out, "logged-never") {
-		t.Fatalf("log leaks the value: %s", out)
-	}
+	assert.NotContains(t, out, "logged-never", "log leaks the value")
 }
 
 type lockedBuffer struct {
@@ -602,4 +532,55 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Refresh reads a secret now, whatever its TTL, and caches the result;
+// Invalidate drops a cached value so the next read fetches it.
+func TestRefreshAndInvalidate(t *testing.T) {
+	ctx := context.Background()
+	name := secretName(t, "app/")
+	create(t, name, "one")
+	c := newCache(t)
+	got, err := c.String(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, "one", got)
+	v2 := rotate(t, name, "two")
+	got, _ = c.String(ctx, name)
+	assert.Equal(t, "one", got, "cached within its TTL")
+
+	v, err := c.Refresh(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, v2, v.VersionID)
+	assert.Equal(t, "two", v.SecretString())
+	fetches := c.Fetches()
+	got, _ = c.String(ctx, name)
+	assert.Equal(t, "two", got)
+	assert.Equal(t, fetches, c.Fetches(), "the refreshed value is cached")
+
+	rotate(t, name, "three")
+	c.Invalidate(name)
+	got, err = c.String(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, "three", got)
+	assert.Equal(t, fetches+1, c.Fetches())
+
+	_, err = c.Refresh(ctx, "app/missing-for-refresh")
+	assert.ErrorIs(t, err, secrets.ErrNotFound)
+	_, err = c.Refresh(ctx, "")
+	assert.ErrorContains(t, err, "empty secret id")
+	// A failed Refresh reports the failure; readers keep the cached value.
+	srv.FailNext(standin.OpGetSecretValue, 1, "ThrottlingException")
+	_, err = c.Refresh(ctx, name)
+	var se *secrets.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, name, se.SecretID)
+	got, err = c.String(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, "three", got)
+	st := c.Stats()
+	assert.Equal(t, "throttled", st.LastErrorClass)
+	assert.Zero(t, st.ServedStale, "the value is within its TTL: not stale")
+	require.NoError(t, c.Close())
+	_, err = c.Refresh(ctx, name)
+	assert.ErrorIs(t, err, secrets.ErrClosed)
 }

@@ -8,7 +8,13 @@
 // for a bounded time ([Options.MaxStaleness]) while reporting the failure.
 // It holds at most [Options.MaxEntries] secret versions, evicting the least
 // recently read. Optionally it refreshes in the background and tells
-// [Cache.Watch] callbacks about rotations.
+// [Cache.Watch] callbacks about rotations. [Cache.Refresh] reads a secret
+// again at once (for a value a server refused) and [Cache.Invalidate] drops
+// one. [Cache.Stats] tells operators how often the cache calls Secrets
+// Manager, whether calls fail and whether it served values past their TTL;
+// failures and the recovery after them are logged through [Options.Logger].
+// It is built on the same cache mechanism as irsakit's token sources, and
+// imports no database driver.
 //
 // Secret values never appear in errors or logs: [Value] and
 // [RDSCredentials] print redacted under fmt, slog and encoding/json.
@@ -32,11 +38,12 @@
 //	conf, err := secrets.JSON[Config](ctx, cache, "prod/app/config")
 //
 // A database secret in the RDS layout (username, password, host, port,
-// dbname, engine) decodes into [RDSCredentials]; [Cache.BeforeConnect]
-// applies it to every new pgx connection, so a pool follows rotations:
+// dbname, engine) decodes into [RDSCredentials]. The package
+// github.com/irsakit/irsakit/rdsauth/secretpassword applies it to every new
+// pgx connection, so a pool follows rotations:
 //
 //	poolCfg, err := pgxpool.ParseConfig("sslmode=verify-full sslrootcert=/etc/rds/global-bundle.pem")
-//	poolCfg.BeforeConnect = cache.BeforeConnect("prod/app/db")
+//	poolCfg.BeforeConnect = secretpassword.BeforeConnect(cache, "prod/app/db")
 //	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 //
 // Secrets are named by name, full ARN or partial ARN (the ARN without the
@@ -55,7 +62,9 @@
 // whose message does not quote the content.
 //
 // A failed refresh that is hidden from readers because a stale value was
-// served is reported to [Options.OnError] and [Options.Logger].
+// served is reported to [Options.OnError] and [Options.Logger] (at Warn,
+// with a short error class such as "throttled" or "not-found"), and
+// counted in [Stats].
 //
 // # IAM permissions
 //

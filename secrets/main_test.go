@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/internal/awstest"
 	standin "github.com/irsakit/irsakit/internal/awstest/secretsmanager"
@@ -63,9 +64,7 @@ func run(m *testing.M) int {
 func awsConfig(t testing.TB) aws.Config {
 	t.Helper()
 	cfg, err := env.Config(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cfg.BaseEndpoint = aws.String(srv.URL())
 	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
 	return cfg
@@ -76,9 +75,7 @@ func awsConfig(t testing.TB) aws.Config {
 func configFor(t testing.TB, roleARN string) aws.Config {
 	t.Helper()
 	c, err := env.Registry.IssueSession(roleARN, "test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return aws.Config{
 		Region:       env.Region,
 		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
@@ -90,9 +87,7 @@ func configFor(t testing.TB, roleARN string) aws.Config {
 func newCache(t testing.TB, optFns ...func(*secrets.Options)) *secrets.Cache {
 	t.Helper()
 	c, err := secrets.New(awsConfig(t), optFns...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -110,18 +105,14 @@ var nameSeq atomic.Int64
 func create(t testing.TB, name, value string) (arn, version string) {
 	t.Helper()
 	arn, version, err := srv.CreateString(name, value)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return arn, version
 }
 
 func rotate(t testing.TB, name, value string) string {
 	t.Helper()
 	v, err := srv.Rotate(name, value)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return v
 }
 

@@ -3,7 +3,6 @@ package secrets
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -11,9 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // RDSCredentials is the content of a database secret in the layout RDS and
@@ -24,7 +20,10 @@ import (
 //
 // Secrets RDS manages itself (ManageMasterUserPassword) hold only username
 // and password. Printing RDSCredentials (String, GoString, any fmt verb,
-// slog, encoding/json) redacts the password.
+// slog, encoding/json) redacts the password. The package
+// github.com/irsakit/irsakit/rdsauth/secretpassword applies a database
+// secret to every new pgx connection; this package imports no database
+// driver.
 type RDSCredentials struct {
 	Username string
 	Password string
@@ -46,20 +45,15 @@ func (c *Cache) RDS(ctx context.Context, id string, optFns ...func(*GetOptions))
 	return JSON[RDSCredentials](ctx, c, id, optFns...)
 }
 
-// BeforeConnect returns a pgxpool.Config.BeforeConnect hook that applies the
-// database secret id to every new connection, so a pool picks up a rotated
-// password without a restart (as soon as the cache has the new version).
-//
-//	cfg, _ := pgxpool.ParseConfig("sslmode=verify-full sslrootcert=/etc/rds/ca.pem")
-//	cfg.BeforeConnect = cache.BeforeConnect("prod/app/db")
-func (c *Cache) BeforeConnect(id string, optFns ...func(*GetOptions)) func(context.Context, *pgx.ConnConfig) error {
-	return func(ctx context.Context, cfg *pgx.ConnConfig) error {
-		creds, err := c.RDS(ctx, id, optFns...)
-		if err != nil {
-			return err
-		}
-		return creds.ApplyTo(&cfg.Config)
+// RDS decodes v as a database secret (see [RDSCredentials]). Its errors
+// never quote the content.
+func (v Value) RDS() (RDSCredentials, error) {
+	var creds RDSCredentials
+	if v.binary {
+		return creds, ErrBinary
 	}
+	err := decodeJSON([]byte(v.str), &creds)
+	return creds, err
 }
 
 // UnmarshalJSON decodes the RDS layout, accepting port as a number or a
@@ -126,58 +120,6 @@ func (r RDSCredentials) IsPostgres() bool {
 		return true
 	}
 	return false
-}
-
-// ApplyTo sets the user, password and, when the secret has them, host,
-// port and database of a pgx connection config (for a pool:
-// &poolConfig.ConnConfig.Config). TLS settings are kept; a TLS server name
-// that was the old host follows the new host. Fallback configs for other
-// hosts are dropped when the secret names the host.
-func (r RDSCredentials) ApplyTo(cfg *pgconn.Config) error {
-	if !r.IsPostgres() {
-		return fmt.Errorf("secrets: the secret is for engine %q, not PostgreSQL", r.Engine)
-	}
-	if r.Username == "" {
-		return fmt.Errorf("secrets: the secret has no username")
-	}
-	cfg.User, cfg.Password = r.Username, r.Password
-	if r.DBName != "" {
-		cfg.Database = r.DBName
-	}
-	if r.Host == "" && r.Port == 0 {
-		return nil
-	}
-	oldHost, oldPort := cfg.Host, cfg.Port
-	host, port := oldHost, oldPort
-	if r.Host != "" {
-		host = r.Host
-	}
-	if r.Port != 0 {
-		port = uint16(r.Port)
-	}
-	cfg.Host, cfg.Port = host, port
-	cfg.TLSConfig = retarget(cfg.TLSConfig, oldHost, host)
-	var fbs []*pgconn.FallbackConfig
-	for _, fb := range cfg.Fallbacks {
-		// Keep the TLS variants of the primary host (sslmode=prefer/allow).
-		if fb.Host != oldHost || fb.Port != oldPort {
-			continue
-		}
-		fbs = append(fbs, &pgconn.FallbackConfig{Host: host, Port: port, TLSConfig: retarget(fb.TLSConfig, oldHost, host)})
-	}
-	cfg.Fallbacks = fbs
-	return nil
-}
-
-// retarget returns t, or a clone of it verifying host when it verified
-// oldHost.
-func retarget(t *tls.Config, oldHost, host string) *tls.Config {
-	if t == nil || t.ServerName == "" || t.ServerName != oldHost || host == oldHost {
-		return t
-	}
-	t = t.Clone()
-	t.ServerName = host
-	return t
 }
 
 // ConnString returns a postgres:// URL for pgx.Connect or pgxpool.New.

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/secrets"
 )
@@ -38,106 +41,55 @@ func TestRDSCredentialsDecode(t *testing.T) {
 			err := json.Unmarshal([]byte(tc.json), &got)
 			if tc.errField != "" {
 				var fe *secrets.FieldError
-				if !errors.As(err, &fe) || fe.Field != tc.errField {
-					t.Fatalf("err = %v, want a FieldError on %s", err, tc.errField)
-				}
+				require.ErrorAs(t, err, &fe)
+				assert.Equal(t, tc.errField, fe.Field)
 				return
 			}
-			if err != nil || got != tc.want {
-				t.Fatalf("got %#v (password %q), %v", got, got.Password, err)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
 		})
 	}
 }
 
-func TestRDSCredentialsConfigurePgx(t *testing.T) {
-	creds := secrets.RDSCredentials{Engine: "postgres", Host: "new.db.internal", Port: 6543, DBName: "app", Username: "app_user", Password: "p@ss/word"}
+// A Value decodes as a database secret without another read.
+func TestValueRDS(t *testing.T) {
+	ctx := context.Background()
+	cache, err := secrets.NewFromClient(fixedClient{value: `{"username":"u","password":"Zq9-pw","port":"5432"}`})
+	require.NoError(t, err)
+	defer cache.Close()
+	v, err := cache.Get(ctx, "x")
+	require.NoError(t, err)
+	creds, err := v.RDS()
+	require.NoError(t, err)
+	assert.Equal(t, secrets.RDSCredentials{Username: "u", Password: "Zq9-pw", Port: 5432}, creds)
 
-	pool, err := pgxpool.ParseConfig("host=old.db.internal port=5432 user=x password=y dbname=z sslmode=verify-full")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := creds.ApplyTo(&pool.ConnConfig.Config); err != nil {
-		t.Fatal(err)
-	}
-	cc := pool.ConnConfig
-	if cc.Host != "new.db.internal" || cc.Port != 6543 || cc.User != "app_user" || cc.Password != "p@ss/word" || cc.Database != "app" {
-		t.Fatalf("config after ApplyTo: host=%s port=%d user=%s db=%s", cc.Host, cc.Port, cc.User, cc.Database)
-	}
-	if cc.TLSConfig == nil || cc.TLSConfig.ServerName != "new.db.internal" {
-		t.Fatalf("TLS no longer verifies the new host: %+v", cc.TLSConfig)
-	}
-
-	// sslmode=prefer keeps its plaintext fallback, retargeted; other hosts go.
-	cfg, err := pgx.ParseConfig("host=a,b port=5432 user=x sslmode=prefer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := creds.ApplyTo(&cfg.Config); err != nil {
-		t.Fatal(err)
-	}
-	for _, fb := range cfg.Fallbacks {
-		if fb.Host != "new.db.internal" || fb.Port != 6543 {
-			t.Fatalf("fallback to %s:%d kept", fb.Host, fb.Port)
-		}
-	}
-	if len(cfg.Fallbacks) != 1 || cfg.Fallbacks[0].TLSConfig != nil {
-		t.Fatalf("want the one plaintext fallback of sslmode=prefer, got %d", len(cfg.Fallbacks))
-	}
-
-	// An RDS-managed master secret (user and password only) keeps the host.
-	cfg, _ = pgx.ParseConfig("host=keep.db port=5432 dbname=keep")
-	if err := (secrets.RDSCredentials{Username: "postgres", Password: "pw"}).ApplyTo(&cfg.Config); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Host != "keep.db" || cfg.Port != 5432 || cfg.Database != "keep" || cfg.User != "postgres" || cfg.Password != "pw" {
-		t.Fatalf("master secret changed host/db: %s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
-	}
-
-	if err := (secrets.RDSCredentials{Engine: "mysql", Username: "u"}).ApplyTo(&cfg.Config); err == nil {
-		t.Fatal("a MySQL secret configured pgx")
-	}
-
-	// ConnString round-trips through pgx's parser.
-	parsed, err := pgx.ParseConfig(creds.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if parsed.Host != creds.Host || parsed.Port != 6543 || parsed.User != creds.Username || parsed.Password != creds.Password || parsed.Database != "app" {
-		t.Fatalf("ConnString parsed to %s:%d user=%s db=%s", parsed.Host, parsed.Port, parsed.User, parsed.Database)
-	}
+	bad, err := secrets.NewFromClient(fixedClient{value: `{"username":"u","password":"Zq9-pw","port":"Zq9x"}`})
+	require.NoError(t, err)
+	defer bad.Close()
+	v, err = bad.Get(ctx, "x")
+	require.NoError(t, err)
+	_, err = v.RDS()
+	var de *secrets.DecodeError
+	require.ErrorAs(t, err, &de)
+	assert.NotContains(t, err.Error(), "Zq9")
 }
 
-// The BeforeConnect hook puts the secret's current version on each new
-// connection.
-func TestBeforeConnectFollowsRotation(t *testing.T) {
-	ctx := context.Background()
-	clk := fakeClock()
-	name := secretName(t, "rds/")
-	create(t, name, `{"engine":"postgres","host":"db1","port":5432,"dbname":"app","username":"app","password":"first"}`)
-	c := newCache(t, func(o *secrets.Options) { o.Clock = clk })
-	pool, err := pgxpool.ParseConfig("host=placeholder user=placeholder")
-	if err != nil {
-		t.Fatal(err)
+// Importing secrets compiles no database driver: the pgx hook lives in
+// rdsauth/secretpassword.
+func TestNoDatabaseDriverDependency(t *testing.T) {
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		gobin, err = exec.LookPath("go")
+		require.NoError(t, err, "the go command is needed to list the dependencies")
 	}
-	pool.BeforeConnect = c.BeforeConnect(name)
-	connect := func() *pgx.ConnConfig {
-		cc := pool.ConnConfig.Copy()
-		if err := pool.BeforeConnect(ctx, cc); err != nil {
-			t.Fatal(err)
-		}
-		return cc
-	}
-	if cc := connect(); cc.Password != "first" || cc.Host != "db1" || cc.User != "app" {
-		t.Fatalf("first connection: %s@%s", cc.User, cc.Host)
-	}
-	rotate(t, name, `{"engine":"postgres","host":"db1","port":5432,"dbname":"app","username":"app","password":"second"}`)
-	clk.Advance(secrets.DefaultTTL)
-	if cc := connect(); cc.Password != "second" {
-		t.Fatal("a connection after rotation and TTL did not get the new password")
-	}
-	if err := c.BeforeConnect("rds/missing")(ctx, pool.ConnConfig.Copy()); !errors.Is(err, secrets.ErrNotFound) {
-		t.Fatalf("missing secret: %v", err)
+	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
+	require.NoError(t, err)
+	deps := strings.Fields(string(out))
+	require.Contains(t, deps, "github.com/irsakit/irsakit/secrets")
+	require.Contains(t, deps, "github.com/aws/aws-sdk-go-v2/service/secretsmanager", "the listing is not of secrets")
+	for _, d := range deps {
+		assert.False(t, strings.HasPrefix(d, "github.com/jackc/"), "secrets depends on %s", d)
+		assert.NotContains(t, d, "database/sql")
 	}
 }
 
@@ -148,39 +100,30 @@ func TestRedaction(t *testing.T) {
 	defer cache.Close()
 	ctx := context.Background()
 	v, err := cache.Get(ctx, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	creds, err := cache.RDS(ctx, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, obj := range []any{v, &v, creds, &creds, []any{v, creds}, map[string]any{"v": v, "c": creds}} {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%T %v"} {
-			if s := fmt.Sprintf(verb, obj); strings.Contains(s, password) || strings.Contains(s, fmt.Sprintf("%x", password)) {
-				t.Fatalf("%s of %T shows the secret: %s", verb, obj, s)
-			}
+			s := fmt.Sprintf(verb, obj)
+			assert.NotContains(t, s, password, "%s of %T", verb, obj)
+			assert.NotContains(t, s, fmt.Sprintf("%x", password), "%s of %T", verb, obj)
 		}
 		b, err := json.Marshal(obj)
-		if err != nil || bytes.Contains(b, []byte(password)) {
-			t.Fatalf("json of %T: %s, %v", obj, b, err)
-		}
+		require.NoError(t, err)
+		assert.False(t, bytes.Contains(b, []byte(password)), "json of %T: %s", obj, b)
 		var buf bytes.Buffer
 		for _, h := range []slog.Handler{slog.NewJSONHandler(&buf, nil), slog.NewTextHandler(&buf, nil)} {
 			slog.New(h).Info("m", "obj", obj)
 		}
-		if strings.Contains(buf.String(), password) {
-			t.Fatalf("slog of %T: %s", obj, buf.String())
-		}
+		assert.NotContains(t, buf.String(), password, "slog of %T", obj)
 	}
 	for _, s := range []string{v.GoString(), creds.GoString(), v.String(), creds.String()} {
-		if strings.Contains(s, password) || !strings.Contains(s, "[REDACTED]") {
-			t.Fatalf("not redacted: %s", s)
-		}
+		assert.NotContains(t, s, password)
+		assert.Contains(t, s, "[REDACTED]")
 	}
-	if creds.Password != password || !strings.Contains(v.SecretString(), password) {
-		t.Fatal("the value itself is not reachable on purpose")
-	}
+	assert.Equal(t, password, creds.Password, "the value itself is reachable on purpose")
+	assert.Contains(t, v.SecretString(), password)
 }
 
 // Decoding errors never quote the secret (encoding/json's would).
@@ -196,13 +139,9 @@ func TestDecodeErrorsDoNotQuoteTheSecret(t *testing.T) {
 				continue
 			}
 			var de *secrets.DecodeError
-			if !errors.As(e, &de) {
-				t.Fatalf("%q: %v is not a DecodeError", content, e)
-			}
+			require.ErrorAs(t, e, &de, content)
 			for _, piece := range []string{"987654321", "secret-but", "x9x9"} {
-				if strings.Contains(e.Error(), piece) {
-					t.Fatalf("%q: error quotes the content: %v", content, e)
-				}
+				assert.NotContains(t, e.Error(), piece, "%q: error quotes the content", content)
 			}
 		}
 	}
@@ -221,24 +160,18 @@ func FuzzRDSCredentials(f *testing.F) {
 		creds, err := cache.RDS(context.Background(), "id")
 		if err != nil {
 			var de *secrets.DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("not a DecodeError: %v", err)
-			}
+			require.ErrorAs(t, err, &de)
 			// The message may name fields but not quote numbers or text
 			// from the content longer than the field names themselves.
-			if strings.Contains(err.Error(), "Zq9-secret") {
-				t.Fatalf("error quotes the content: %v", err)
-			}
+			require.NotContains(t, err.Error(), "Zq9-secret", "error quotes the content")
 			return
 		}
-		if creds.Username == "" || creds.Port < 0 || creds.Port > 65535 {
-			t.Fatalf("accepted %#v", creds)
-		}
+		require.NotEmpty(t, creds.Username)
+		require.True(t, creds.Port >= 0 && creds.Port <= 65535, "accepted port %d", creds.Port)
 		if len(creds.Password) >= 8 && !strings.Contains(creds.Username+creds.Host+creds.DBName+creds.Engine, creds.Password) &&
 			!strings.Contains("secrets.RDSCredentials{Engine: Host: Port: DBName: Username: Password: [REDACTED]}", creds.Password) {
-			if s := fmt.Sprint(creds) + fmt.Sprintf("%#v", creds); strings.Contains(s, creds.Password) {
-				t.Fatalf("printed password: %s", s)
-			}
+			s := fmt.Sprint(creds) + fmt.Sprintf("%#v", creds)
+			require.NotContains(t, s, creds.Password, "printed password")
 		}
 	})
 }
