@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9/auth"
 
 	"github.com/irsakit/irsakit/internal/clock"
+	"github.com/irsakit/irsakit/internal/redact"
 )
 
 // CredentialsProviderContext returns a hook for
@@ -29,7 +30,7 @@ func CredentialsProviderContext(src *TokenSource) func(ctx context.Context) (use
 		if err != nil {
 			return "", "", err
 		}
-		return src.user, t.value, nil
+		return src.user, t.Value(), nil
 	}
 }
 
@@ -37,11 +38,11 @@ func CredentialsProviderContext(src *TokenSource) func(ctx context.Context) (use
 // no token.
 type credentials struct {
 	user  string
-	token string
+	token redact.String
 }
 
-func (c credentials) BasicAuth() (string, string) { return c.user, c.token }
-func (c credentials) RawCredentials() string      { return c.user + ":" + c.token }
+func (c credentials) BasicAuth() (string, string) { return c.user, c.token.Value() }
+func (c credentials) RawCredentials() string      { return c.user + ":" + c.token.Value() }
 func (c credentials) String() string              { return "elasticacheauth.credentials(" + c.user + " REDACTED)" }
 func (c credentials) GoString() string            { return c.String() }
 func (c credentials) LogValue() slog.Value        { return slog.StringValue(c.String()) }
@@ -198,7 +199,7 @@ func (p *StreamingCredentialsProvider) credentialsContext(ctx context.Context) (
 	if err != nil {
 		return "", "", err
 	}
-	return p.src.user, t.value, nil
+	return p.src.user, t.Value(), nil
 }
 
 // remember keeps t as the last good token unless a newer one is kept.

@@ -16,6 +16,7 @@ import (
 	"github.com/irsakit/irsakit/internal/clock"
 	"github.com/irsakit/irsakit/internal/partition"
 	"github.com/irsakit/irsakit/internal/presign"
+	"github.com/irsakit/irsakit/internal/redact"
 )
 
 // TokenLifetime is how long ElastiCache and MemoryDB accept a token after
@@ -80,7 +81,7 @@ type TokenSource struct {
 	service    string
 	serverless bool
 
-	creds aws.CredentialsProvider
+	creds redact.Held[aws.CredentialsProvider] // held, so no printer walks into a static provider's keys
 	clk   clock.Clock
 	log   *slog.Logger
 	cache *cache.Cache[struct{}, Token]
@@ -138,7 +139,7 @@ func NewTokenSource(cacheName, userID string, creds aws.CredentialsProvider, opt
 		region:     o.Region,
 		service:    signingElastiCache,
 		serverless: o.Serverless,
-		creds:      creds,
+		creds:      redact.Hold(creds),
 		clk:        clock.Or(o.clock),
 		log:        o.Logger,
 	}
@@ -238,7 +239,7 @@ func (s *TokenSource) Invalidate(tok Token) {
 
 // invalidateValue is Invalidate for a refused password string.
 func (s *TokenSource) invalidateValue(v string) {
-	s.cache.InvalidateIf(struct{}{}, func(t Token) bool { return t.value == v })
+	s.cache.InvalidateIf(struct{}{}, func(t Token) bool { return t.Value() == v })
 }
 
 // Mints reports how many tokens the source has signed (cached or not), for
@@ -286,7 +287,7 @@ func (s *TokenSource) mint(ctx context.Context) (Token, time.Time, error) {
 		q.Set("ResourceType", "ServerlessCache")
 	}
 	now := s.clk.Now()
-	m, err := presign.Mint(ctx, s.creds, s.service, s.region, s.cacheName, q, TokenLifetime, now)
+	m, err := presign.Mint(ctx, s.creds.Get(), s.service, s.region, s.cacheName, q, TokenLifetime, now)
 	if err != nil {
 		var ee *presign.ExpiredCredentialsError
 		if errors.As(err, &ee) {
@@ -296,7 +297,7 @@ func (s *TokenSource) mint(ctx context.Context) (Token, time.Time, error) {
 	}
 	v, signedAt, expires := m.Value, m.SignedAt, m.Expires
 	s.mints.Add(1)
-	t := Token{value: v, tokenInfo: &tokenInfo{
+	t := Token{value: redact.NewString(v), tokenInfo: &tokenInfo{
 		cacheName:  s.cacheName,
 		user:       s.user,
 		region:     s.region,

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+
+	"github.com/irsakit/irsakit/internal/redact"
 )
 
 // Token is an ElastiCache (or MemoryDB) IAM authentication token: the
@@ -12,7 +14,7 @@ import (
 // it with fmt (any verb, %#v included) or slog shows only a redacted form;
 // [Token.Value] is the only way to the password itself.
 type Token struct {
-	value string
+	value redact.String
 	*tokenInfo
 }
 
@@ -40,7 +42,7 @@ func (t Token) info() *tokenInfo {
 }
 
 // Value returns the token itself, the password for AUTH/HELLO. Never log it.
-func (t Token) Value() string { return t.value }
+func (t Token) Value() string { return t.value.Value() }
 
 // CacheName returns the replication group id, serverless cache name or
 // MemoryDB cluster name the token is signed for (its host).
@@ -63,7 +65,7 @@ func (t Token) Expires() time.Time { return t.info().expires }
 func (t Token) SignedAt() time.Time { return t.info().signedAt }
 
 // IsZero reports whether t is the zero Token.
-func (t Token) IsZero() bool { return t.value == "" }
+func (t Token) IsZero() bool { return t.value.IsZero() }
 
 const redacted = "REDACTED"
 

@@ -14,6 +14,7 @@ import (
 	"github.com/irsakit/irsakit/internal/cache"
 	"github.com/irsakit/irsakit/internal/clock"
 	"github.com/irsakit/irsakit/internal/presign"
+	"github.com/irsakit/irsakit/internal/redact"
 )
 
 // TokenLifetime is how long RDS accepts a token after signing it.
@@ -134,7 +135,7 @@ type entry struct {
 // fails, the still-valid token keeps being served. It is safe for
 // concurrent use.
 type TokenSource struct {
-	creds aws.CredentialsProvider
+	creds redact.Held[aws.CredentialsProvider] // held, so no printer walks into a static provider's keys
 	opts  Options
 	clk   clock.Clock
 	log   *slog.Logger
@@ -185,7 +186,7 @@ func newTokenSource(host string, port uint16, user string, creds aws.Credentials
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &TokenSource{creds: creds, opts: o, clk: clock.Or(o.clock), log: o.Logger}
+	s := &TokenSource{creds: redact.Hold(creds), opts: o, clk: clock.Or(o.clock), log: o.Logger}
 	s.cache = cache.New(s.mint, func(co *cache.Options[cacheKey, Token]) {
 		co.Clock = s.clk
 		co.Margin = o.Margin
@@ -339,7 +340,7 @@ func (s *TokenSource) mint(ctx context.Context, k cacheKey) (Token, time.Time, e
 	}
 	endpoint := joinHostPort(k.host, k.port)
 	service, host, query, lifetime := s.tokenRequest(k)
-	m, err := presign.Mint(ctx, s.creds, service, e.region, host, query, lifetime, s.clk.Now())
+	m, err := presign.Mint(ctx, s.creds.Get(), service, e.region, host, query, lifetime, s.clk.Now())
 	if err != nil {
 		var ee *presign.ExpiredCredentialsError
 		if errors.As(err, &ee) {
@@ -350,7 +351,7 @@ func (s *TokenSource) mint(ctx context.Context, k cacheKey) (Token, time.Time, e
 	v, signedAt, expires := m.Value, m.SignedAt, m.Expires
 	serial := s.serial.Add(1)
 	s.mints.Add(1)
-	t := Token{&tokenData{value: v, host: k.host, port: k.port, user: k.user, region: e.region, expires: expires, signedAt: signedAt, serial: serial}}
+	t := Token{&tokenData{value: redact.NewString(v), host: k.host, port: k.port, user: k.user, region: e.region, expires: expires, signedAt: signedAt, serial: serial}}
 	s.log.Debug("rdsauth: minted a token", "token", t)
 	return t, expires, nil
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+
+	"github.com/irsakit/irsakit/internal/redact"
 )
 
 // Token is an RDS or Aurora DSQL IAM authentication token: the password
@@ -16,7 +18,7 @@ type Token struct {
 }
 
 type tokenData struct {
-	value    string
+	value    redact.String
 	host     string
 	port     uint16
 	user     string
@@ -37,7 +39,7 @@ func (t Token) data() *tokenData {
 
 // Value returns the token itself, the password to send to the server.
 // Never log it.
-func (t Token) Value() string { return t.data().value }
+func (t Token) Value() string { return t.data().value.Value() }
 
 // Endpoint returns the host:port the token is for. (An Aurora DSQL token
 // is signed for the host alone.)

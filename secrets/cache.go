@@ -222,7 +222,7 @@ func (c *Cache) String(ctx context.Context, id string, optFns ...func(*GetOption
 	if v.binary {
 		return "", c.keyErr(c.keyFor(id, optFns), ErrBinary)
 	}
-	return v.str, nil
+	return v.str.Value(), nil
 }
 
 // Bytes returns a copy of a secret's content: SecretBinary, or the bytes of

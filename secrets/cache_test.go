@@ -459,7 +459,7 @@ func TestEndToEndThroughIRSA(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			creds, err := c.RDS(ctx, name)
-			if !assert.NoError(t, err) || !assert.Equal(t, "pw-e2e", creds.Password) || !assert.Equal(t, 5432, creds.Port) {
+			if !assert.NoError(t, err) || !assert.Equal(t, "pw-e2e", creds.Password()) || !assert.Equal(t, 5432, creds.Port) {
 				failed.Add(1)
 			}
 		}()

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/irsakit/irsakit/internal/redact"
 )
 
 // RDSCredentials is the content of a database secret in the layout RDS and
@@ -19,14 +21,16 @@ import (
 //	 "dbname": "app", "username": "app", "password": "..."}
 //
 // Secrets RDS manages itself (ManageMasterUserPassword) hold only username
-// and password. Printing RDSCredentials (String, GoString, any fmt verb,
-// slog, encoding/json) redacts the password. The package
+// and password. The password is reachable only through
+// [RDSCredentials.Password]: printing RDSCredentials (String, GoString, any
+// fmt verb, slog, encoding/json, even from an unexported field of another
+// struct) shows "[REDACTED]" in its place. The package
 // github.com/irsakit/irsakit/rdsauth/secretpassword applies a database
 // secret to every new pgx connection; this package imports no database
 // driver.
 type RDSCredentials struct {
 	Username string
-	Password string
+	password redact.String
 	// Engine is e.g. "postgres", "aurora-postgresql", "mysql".
 	Engine string
 	Host   string
@@ -38,6 +42,16 @@ type RDSCredentials struct {
 	// its database.
 	DBInstanceIdentifier string
 	DBClusterIdentifier  string
+}
+
+// Password returns the database password. Never log it.
+func (r RDSCredentials) Password() string { return r.password.Value() }
+
+// WithPassword returns r with its password set to pw, for credentials
+// built by hand.
+func (r RDSCredentials) WithPassword(pw string) RDSCredentials {
+	r.password = redact.NewString(pw)
+	return r
 }
 
 // RDS reads a database secret (see [RDSCredentials]).
@@ -52,7 +66,7 @@ func (v Value) RDS() (RDSCredentials, error) {
 	if v.binary {
 		return creds, ErrBinary
 	}
-	err := decodeJSON([]byte(v.str), &creds)
+	err := decodeJSON([]byte(v.str.Value()), &creds)
 	return creds, err
 }
 
@@ -91,7 +105,7 @@ func (r *RDSCredentials) UnmarshalJSON(b []byte) error {
 		port = n
 	}
 	*r = RDSCredentials{
-		Username: *raw.Username, Password: *raw.Password, Engine: raw.Engine, Host: raw.Host, Port: port,
+		Username: *raw.Username, password: redact.NewString(*raw.Password), Engine: raw.Engine, Host: raw.Host, Port: port,
 		DBName: raw.DBName, DBInstanceIdentifier: raw.DBInstanceIdentifier, DBClusterIdentifier: raw.DBClusterIdentifier,
 	}
 	return nil
@@ -126,7 +140,7 @@ func (r RDSCredentials) IsPostgres() bool {
 // It contains the password: do not log it. Append TLS parameters
 // (sslmode=verify-full&sslrootcert=...) as your deployment needs.
 func (r RDSCredentials) ConnString() string {
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(r.Username, r.Password), Host: r.Host}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(r.Username, r.Password()), Host: r.Host}
 	if r.Port != 0 {
 		u.Host = net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
 	}

@@ -26,10 +26,10 @@ func TestRDSCredentialsDecode(t *testing.T) {
 		errField   string
 	}{
 		{"console layout, numeric port", `{"engine":"postgres","host":"h","port":5432,"dbname":"d","username":"u","password":"p","dbInstanceIdentifier":"i"}`,
-			secrets.RDSCredentials{Engine: "postgres", Host: "h", Port: 5432, DBName: "d", Username: "u", Password: "p", DBInstanceIdentifier: "i"}, ""},
+			secrets.RDSCredentials{Engine: "postgres", Host: "h", Port: 5432, DBName: "d", Username: "u", DBInstanceIdentifier: "i"}.WithPassword("p"), ""},
 		{"string port", `{"engine":"aurora-postgresql","host":"h","port":"6432","username":"u","password":"p","dbClusterIdentifier":"c"}`,
-			secrets.RDSCredentials{Engine: "aurora-postgresql", Host: "h", Port: 6432, Username: "u", Password: "p", DBClusterIdentifier: "c"}, ""},
-		{"RDS-managed master secret", `{"username":"postgres","password":"p"}`, secrets.RDSCredentials{Username: "postgres", Password: "p"}, ""},
+			secrets.RDSCredentials{Engine: "aurora-postgresql", Host: "h", Port: 6432, Username: "u", DBClusterIdentifier: "c"}.WithPassword("p"), ""},
+		{"RDS-managed master secret", `{"username":"postgres","password":"p"}`, secrets.RDSCredentials{Username: "postgres"}.WithPassword("p"), ""},
 		{"no username", `{"password":"p"}`, secrets.RDSCredentials{}, "username"},
 		{"no password", `{"username":"u"}`, secrets.RDSCredentials{}, "password"},
 		{"port out of range", `{"username":"u","password":"p","port":70000}`, secrets.RDSCredentials{}, "port"},
@@ -46,7 +46,8 @@ func TestRDSCredentialsDecode(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.want.Password(), got.Password())
+			assert.Equal(t, tc.want.WithPassword(""), got.WithPassword(""), "the other fields")
 		})
 	}
 }
@@ -61,7 +62,8 @@ func TestValueRDS(t *testing.T) {
 	require.NoError(t, err)
 	creds, err := v.RDS()
 	require.NoError(t, err)
-	assert.Equal(t, secrets.RDSCredentials{Username: "u", Password: "Zq9-pw", Port: 5432}, creds)
+	assert.Equal(t, "Zq9-pw", creds.Password())
+	assert.Equal(t, secrets.RDSCredentials{Username: "u", Port: 5432}, creds.WithPassword(""))
 
 	bad, err := secrets.NewFromClient(fixedClient{value: `{"username":"u","password":"Zq9-pw","port":"Zq9x"}`})
 	require.NoError(t, err)
@@ -122,7 +124,7 @@ func TestRedaction(t *testing.T) {
 		assert.NotContains(t, s, password)
 		assert.Contains(t, s, "[REDACTED]")
 	}
-	assert.Equal(t, password, creds.Password, "the value itself is reachable on purpose")
+	assert.Equal(t, password, creds.Password(), "the value itself is reachable on purpose")
 	assert.Contains(t, v.SecretString(), password)
 }
 
@@ -168,10 +170,10 @@ func FuzzRDSCredentials(f *testing.F) {
 		}
 		require.NotEmpty(t, creds.Username)
 		require.True(t, creds.Port >= 0 && creds.Port <= 65535, "accepted port %d", creds.Port)
-		if len(creds.Password) >= 8 && !strings.Contains(creds.Username+creds.Host+creds.DBName+creds.Engine, creds.Password) &&
-			!strings.Contains("secrets.RDSCredentials{Engine: Host: Port: DBName: Username: Password: [REDACTED]}", creds.Password) {
+		if pw := creds.Password(); len(pw) >= 8 && !strings.Contains(creds.Username+creds.Host+creds.DBName+creds.Engine, pw) &&
+			!strings.Contains("secrets.RDSCredentials{Engine: Host: Port: DBName: Username: Password: [REDACTED]}", pw) {
 			s := fmt.Sprint(creds) + fmt.Sprintf("%#v", creds)
-			require.NotContains(t, s, creds.Password, "printed password")
+			require.NotContains(t, s, pw, "printed password")
 		}
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/irsakit/irsakit/internal/redact"
 )
 
 const redacted = "[REDACTED]"
@@ -28,8 +30,8 @@ type Value struct {
 	CreatedDate time.Time
 
 	stages []string
-	str    string
-	bin    []byte
+	str    redact.String // the content, out of every printer's reach
+	bin    redact.Bytes
 	binary bool
 }
 
@@ -44,9 +46,9 @@ func newValue(out *secretsmanager.GetSecretValueOutput) *Value {
 		v.CreatedDate = *out.CreatedDate
 	}
 	if out.SecretString != nil {
-		v.str = *out.SecretString
+		v.str = redact.NewString(*out.SecretString)
 	} else if out.SecretBinary != nil {
-		v.bin = append([]byte(nil), out.SecretBinary...)
+		v.bin = redact.NewBytes(out.SecretBinary)
 		v.binary = true
 	}
 	return v
@@ -68,7 +70,7 @@ func (v Value) VersionStages() []string { return append([]string(nil), v.stages.
 func (v Value) IsBinary() bool { return v.binary }
 
 // SecretString returns the secret's text; "" for a binary secret.
-func (v Value) SecretString() string { return v.str }
+func (v Value) SecretString() string { return v.str.Value() }
 
 // SecretBinary returns a copy of a binary secret's bytes; nil for a text
 // secret.
@@ -76,23 +78,23 @@ func (v Value) SecretBinary() []byte {
 	if !v.binary {
 		return nil
 	}
-	return append([]byte(nil), v.bin...)
+	return v.bin.Value()
 }
 
 // Bytes returns a copy of the secret's content, whichever kind it is.
 func (v Value) Bytes() []byte {
 	if v.binary {
-		return append([]byte(nil), v.bin...)
+		return v.bin.Value()
 	}
-	return []byte(v.str)
+	return []byte(v.str.Value())
 }
 
-// raw returns the content without copying, for decoding.
+// raw returns the content without copying a binary secret, for decoding.
 func (v *Value) raw() []byte {
 	if v.binary {
-		return v.bin
+		return v.bin.View()
 	}
-	return []byte(v.str)
+	return []byte(v.str.Value())
 }
 
 // String returns the redacted form: metadata only.

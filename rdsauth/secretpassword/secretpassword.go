@@ -134,7 +134,7 @@ func Apply(cfg *pgconn.Config, creds secrets.RDSCredentials) error {
 	if creds.Username == "" {
 		return fmt.Errorf("secretpassword: the secret has no username; store it in the RDS layout with \"username\"")
 	}
-	cfg.User, cfg.Password = creds.Username, creds.Password
+	cfg.User, cfg.Password = creds.Username, creds.Password()
 	if creds.DBName != "" {
 		cfg.Database = creds.DBName
 	}

@@ -214,7 +214,7 @@ func TestQueryErrorsDoNotRefresh(t *testing.T) {
 }
 
 func TestApply(t *testing.T) {
-	creds := secrets.RDSCredentials{Engine: "postgres", Host: "new.db.internal", Port: 6543, DBName: "app", Username: "app_user", Password: "p@ss/word"}
+	creds := secrets.RDSCredentials{Engine: "postgres", Host: "new.db.internal", Port: 6543, DBName: "app", Username: "app_user"}.WithPassword("p@ss/word")
 
 	pool, err := pgxpool.ParseConfig("host=old.db.internal port=5432 user=x password=y dbname=z sslmode=verify-full")
 	require.NoError(t, err)
@@ -239,7 +239,7 @@ func TestApply(t *testing.T) {
 
 	// An RDS-managed master secret (user and password only) keeps the host.
 	cfg, _ = pgx.ParseConfig("host=keep.db port=5432 dbname=keep")
-	require.NoError(t, secretpassword.Apply(&cfg.Config, secrets.RDSCredentials{Username: "postgres", Password: "pw"}))
+	require.NoError(t, secretpassword.Apply(&cfg.Config, secrets.RDSCredentials{Username: "postgres"}.WithPassword("pw")))
 	assert.Equal(t, "keep.db", cfg.Host)
 	assert.Equal(t, uint16(5432), cfg.Port)
 	assert.Equal(t, "keep", cfg.Database)
@@ -257,7 +257,7 @@ func TestApply(t *testing.T) {
 	assert.Equal(t, creds.Host, parsed.Host)
 	assert.Equal(t, uint16(6543), parsed.Port)
 	assert.Equal(t, creds.Username, parsed.User)
-	assert.Equal(t, creds.Password, parsed.Password)
+	assert.Equal(t, creds.Password(), parsed.Password)
 	assert.Equal(t, "app", parsed.Database)
 }
 
