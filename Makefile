@@ -17,9 +17,11 @@ all: test
 deps:
 	@bash scripts/ensure-deps.sh
 
-## tools: build the pinned third-party test peers (versitygw) into .tools/bin
+## tools: build the pinned third-party test peers (versitygw, Vault's aws
+## auth method) into .tools/bin
 tools: deps
 	@if [ -x tools/install-versitygw.sh ]; then bash tools/install-versitygw.sh; fi
+	@if [ -x tools/install-vault.sh ]; then bash tools/install-vault.sh; fi
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -28,7 +30,7 @@ fmt-check:
 ## tidy-check: fails when go mod tidy would change the library's, the
 ## examples' or the tools' go.mod/go.sum
 tidy-check:
-	@for m in . examples tools; do \
+	@for m in . examples tools tools/vault; do \
 	  [ -f $$m/go.mod ] || continue; \
 	  if ! (cd $$m && $(GO) mod tidy -diff >/dev/null); then \
 	    echo "go.mod in $$m is not tidy: run (cd $$m && go mod tidy) and commit the result"; \

@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"reflect"
 	"strings"
@@ -26,6 +29,7 @@ import (
 	"github.com/irsakit/irsakit/rdsauth"
 	"github.com/irsakit/irsakit/s3store"
 	"github.com/irsakit/irsakit/secrets"
+	"github.com/irsakit/irsakit/vaultauth"
 )
 
 // The secrets the subjects are built from. Letters and digits only, so URL
@@ -37,6 +41,8 @@ const (
 	secretString  = "redactionSecretValue0123456789"
 	secretBinary  = "redactionSecretBinary0123456789"
 	dbPassword    = "redactionDBPassword0123456789"
+	vaultToken    = "hvsredactionVaultToken0123456789"
+	vaultAccessor = "redactionVaultAccessor0123456789"
 	testRegion    = "us-east-1"
 	testEndpoint  = "db.example.com:5432"
 	signatureName = "X-Amz-Signature="
@@ -145,6 +151,30 @@ func subjects(t *testing.T) []subject {
 	add(subject{name: "s3store.Presigned (PUT)", value: *put, pointer: put,
 		secrets: []string{put.URL(), signature(put.URL()), sessionToken, signatureName}})
 
+	// A Vault login: the token Vault answers with, the signed request, and
+	// the source that holds both and the credentials provider.
+	fakeVault := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"auth":{"client_token":%q,"accessor":%q,"policies":["default"],"lease_duration":3600,"renewable":true,"token_type":"service"}}`,
+			vaultToken, vaultAccessor)
+	}))
+	t.Cleanup(fakeVault.Close)
+	vaultCfg := aws.Config{Region: testRegion, Credentials: staticCreds()}
+	vaultSrc, err := vaultauth.NewTokenSource(fakeVault.URL, "app", vaultCfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = vaultSrc.Close() })
+	vaultTok, err := vaultSrc.Token(ctx)
+	require.NoError(t, err)
+	require.Equal(t, vaultToken, vaultTok.Value())
+	add(subject{name: "vaultauth.Token", value: vaultTok, pointer: &vaultTok, secrets: []string{vaultToken, vaultAccessor}})
+	add(subject{name: "vaultauth.TokenSource", pointer: vaultSrc, secrets: []string{vaultToken, vaultAccessor, secretKey, sessionToken}})
+	login, err := vaultauth.BuildLogin(ctx, vaultCfg, "app")
+	require.NoError(t, err)
+	headers := login.Data()["iam_request_headers"].(string)
+	add(subject{name: "vaultauth.LoginRequest", value: login, pointer: &login,
+		secrets: []string{headerSignature(t, headers), headers, sessionToken, secretKey}})
+
 	add(subject{name: "irsa.Session", pointer: keysSession(t), secrets: []string{secretKey, sessionToken},
 		knownLeak: "its aws.Config keeps config.LoadDefaultConfig's ConfigSources, whose EnvConfig holds the keys"})
 	return out
@@ -173,6 +203,20 @@ func keysSession(t *testing.T) *irsa.Session {
 	require.NoError(t, err)
 	require.Equal(t, secretKey, c.SecretAccessKey)
 	return sess
+}
+
+// headerSignature returns the signature of the Authorization header inside
+// a Vault login's iam_request_headers (base64 of the JSON headers).
+func headerSignature(t *testing.T, headers string) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(headers)
+	require.NoError(t, err)
+	var h map[string][]string
+	require.NoError(t, json.Unmarshal(raw, &h))
+	require.NotEmpty(t, h["Authorization"])
+	_, sig, ok := strings.Cut(h["Authorization"][0], "Signature=")
+	require.True(t, ok)
+	return sig
 }
 
 // signature returns the X-Amz-Signature value of a presigned URL or token.

@@ -431,12 +431,36 @@ func canonicalURI(u *url.URL, s3 bool) string {
 	if p == "" {
 		p = "/"
 	}
-	enc := uriEncode(p, false)
-	if !s3 {
-		// Every service but S3 encodes the path segments twice.
-		enc = uriEncode(enc, false)
+	if s3 {
+		// S3 keys may hold "//", "." and "..": S3 signs the path as sent.
+		return uriEncode(p, false)
 	}
-	return enc
+	// Every service but S3 normalizes the path (RFC 3986 dot segments,
+	// consecutive slashes) and encodes its segments twice. Vault forwards
+	// a login's GetCallerIdentity to STS as "//", signed as "/".
+	return uriEncode(uriEncode(normalizePath(p), false), false)
+}
+
+// normalizePath removes empty, "." and ".." segments, keeping a trailing
+// slash: "//example//" is "/example/", "/a/b/../.." is "/".
+func normalizePath(p string) string {
+	var out []string
+	for _, seg := range strings.Split(p, "/") {
+		switch seg {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	n := "/" + strings.Join(out, "/")
+	if len(out) > 0 && strings.HasSuffix(p, "/") {
+		n += "/"
+	}
+	return n
 }
 
 // uriEncode applies the SigV4 UriEncode: every byte except the unreserved
