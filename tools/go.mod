@@ -1,6 +1,6 @@
 module github.com/irsakit/irsakit/tools
 
-go 1.25.0
+go 1.26
 
 tool github.com/versity/versitygw/cmd/versitygw
 
