@@ -65,6 +65,33 @@
 // the token on every refresh. [Session.RoleARN] is empty: the association's
 // role is known only to EKS.
 //
+// # Fleet start and retries
+//
+// A rollout that starts thousands of pods at once meets STS's per-account
+// rate limit (Throttling: Rate exceeded). While a session has no valid
+// credentials, a fetch retries throttling for up to 10 attempts, each
+// after a delay drawn from [w/10, w] with w growing from 10 s to 30 s, and
+// other retryable failures with exponential full-jitter back-off from 1 s
+// to 20 s: the fleet's retries spread over the time STS needs instead of
+// returning together, and the SDK's client-side retry quota does not make
+// pods give up. Nothing delays the first attempt. A refresh while valid
+// credentials are cached retries as the SDK does (3 attempts) and falls
+// back on the cached credentials. A retryer in Options.ConfigOptions
+// (config.WithRetryer) replaces this policy; a maximum of attempts
+// (config.WithRetryMaxAttempts, AWS_MAX_ATTEMPTS) caps it.
+//
+// # Statistics and logs
+//
+// [Session.Stats] reports fetches, early refreshes, failures, the last
+// refresh and failure times, the last error's class ("throttled",
+// "access-denied", "credentials", "network", "timeout", "not-found",
+// "other" — the labels of the project's other caches), the number of
+// failed refreshes answered with cached credentials, and the credentials'
+// expiry. Each failed fetch is logged at Warn with its class and the role
+// ARN, the first success after failures at Info ("irsa: credential refresh
+// works again"); no line holds a key, a session token or a web identity
+// token.
+//
 // # Errors
 //
 // Token-file problems are [*TokenFileError] values (errors.Is with

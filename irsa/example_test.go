@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -68,4 +69,16 @@ func ExampleTrustPolicy() {
 	//     }
 	//   ]
 	// }
+}
+
+// Session statistics for a metrics or debug handler: counters, times and
+// an error class, never a credential.
+func ExampleSession_Stats() {
+	sess, err := irsa.Load(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	st := sess.Stats()
+	slog.Info("aws credentials", "fetches", st.Fetches, "failures", st.Failures, "served_stale", st.ServedStale,
+		"last_error_class", st.LastErrorClass, "expires", st.Expires)
 }
