@@ -106,7 +106,10 @@ func (p *retryPolicy) apply(o *sts.Options) {
 	o.Retryer = p.patient
 }
 
-var _ stscreds.AssumeRoleWithWebIdentityAPIClient = stsCredentialClient{}
+var (
+	_ stscreds.AssumeRoleWithWebIdentityAPIClient = stsCredentialClient{}
+	_ stscreds.AssumeRoleAPIClient                = stsCredentialClient{}
+)
 
 // stsCredentialClient is the STS client of a credential provider, with the
 // retry policy applied to each call.
@@ -117,4 +120,8 @@ type stsCredentialClient struct {
 
 func (c stsCredentialClient) AssumeRoleWithWebIdentity(ctx context.Context, in *sts.AssumeRoleWithWebIdentityInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleWithWebIdentityOutput, error) {
 	return c.client.AssumeRoleWithWebIdentity(ctx, in, append(optFns, c.policy.apply)...)
+}
+
+func (c stsCredentialClient) AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error) {
+	return c.client.AssumeRole(ctx, in, append(optFns, c.policy.apply)...)
 }

@@ -76,6 +76,14 @@ type Session struct {
 	// stats counts the fetches of the provider irsakit wraps; nil for the
 	// SDK's own providers (keys, profiles, instance role).
 	stats *counters
+	// base is the session an assumed role is chained on; nil for Load's.
+	base *Session
+	// settings chained sessions inherit.
+	sessionName string
+	logger      *slog.Logger
+	window      time.Duration
+	clk         clock.Clock
+	retryDelays retry.BackoffDelayer
 }
 
 // Config returns a copy of the session's aws.Config, for any SDK client.
@@ -90,8 +98,13 @@ func (s *Session) Mode() Mode { return s.mode }
 // Region returns the session's region.
 func (s *Session) Region() string { return s.cfg.Region }
 
-// RoleARN returns the role assumed (web identity), or "".
+// RoleARN returns the role assumed (web identity, or the target role of
+// [Session.AssumeRole]), or "".
 func (s *Session) RoleARN() string { return s.roleARN }
+
+// Base returns the session whose credentials a session made by
+// [Session.AssumeRole] assumes its role with, or nil.
+func (s *Session) Base() *Session { return s.base }
 
 // CredentialSources returns the chain of credential sources the SDK's
 // default chain built, as aws.CredentialsCache.ProviderSources reports it
@@ -232,7 +245,7 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 		return nil, noRegion()
 	}
 
-	s := &Session{env: env, mode: mode, sources: sources}
+	s := &Session{env: env, mode: mode, sources: sources, sessionName: sessionName, logger: o.Logger, window: o.ExpiryWindow, clk: clk, retryDelays: o.retryDelays}
 	var podSA string
 	switch mode {
 	case WebIdentity:
@@ -413,7 +426,7 @@ func SanitizeSessionName(s string) string {
 }
 
 // resilientProvider wraps a refreshing credentials provider (web identity,
-// EKS Pod Identity, ECS container credentials): it
+// EKS Pod Identity, ECS container credentials, an assumed role): it
 // explains failures, and when a refresh fails it keeps serving the last
 // credentials until they really expire (aws.CredentialsCache's window would
 // otherwise drop them early), then reports ErrCredentialsExpired naming the

@@ -19,9 +19,9 @@ import (
 // cached credentials because a refresh failed. It holds no credential.
 //
 // The counters are kept for the sources irsakit refreshes itself — web
-// identity (IRSA), EKS Pod Identity and ECS container credentials; for
-// environment keys, profiles and the instance role (the SDK's own
-// providers) every field is zero.
+// identity (IRSA), EKS Pod Identity, ECS container credentials and roles
+// assumed with [Session.AssumeRole]; for environment keys, profiles and
+// the instance role (the SDK's own providers) every field is zero.
 type Stats struct {
 	// Fetches counts credential fetches started: the first one and every
 	// refresh. One fetch is one request to the source plus the SDK's
