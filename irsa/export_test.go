@@ -24,15 +24,22 @@ func WithRetryDelays(delay func(attempt int, err error) time.Duration) func(*Opt
 	}
 }
 
-// FleetBackoff is the delay the patient credential fetch waits after
-// attempt failed with a throttling error (or another retryable error),
-// with r standing for the random draw in [0, 1).
-func FleetBackoff(attempt int, throttle bool, r float64) time.Duration {
-	b := fleetBackoff{rand: func() float64 { return r }, throttle: retry.IsErrorThrottleFunc(func(error) aws.Ternary {
-		return aws.BoolTernary(throttle)
+// FleetBackoff returns the delays one patient credential fetch waits
+// after a sequence of failures — throttling answers where throttles[i] is
+// true, other retryable failures elsewhere — with r standing for every
+// random draw in [0, 1).
+func FleetBackoff(throttles []bool, r float64) []time.Duration {
+	var next bool
+	b := &fleetBackoff{rand: func() float64 { return r }, throttle: retry.IsErrorThrottleFunc(func(error) aws.Ternary {
+		return aws.BoolTernary(next)
 	})}
-	d, _ := b.BackoffDelay(attempt, nil)
-	return d
+	var out []time.Duration
+	for i, t := range throttles {
+		next = t
+		d, _ := b.BackoffDelay(i+1, nil)
+		out = append(out, d)
+	}
+	return out
 }
 
 // PatientAttempts is how many attempts a credential fetch makes while no

@@ -20,13 +20,16 @@ import (
 // SDK's standard retryer gives up after 3 attempts within about 3 seconds,
 // so most pods of such a fleet fail their first AWS call and their retries
 // arrive together again. While no valid credentials are cached, a fetch
-// therefore retries patiently: throttling is retried after a delay drawn
-// uniformly from [w/10, w], w growing from 10 s by half each time up to
-// 30 s, which spreads a fleet's retries over the seconds STS needs to serve
-// it instead of sending them back at once; other retryable failures (5xx,
-// connection errors) back off exponentially with full jitter from 1 s up to
-// 20 s, so the retries of pods waiting out an outage are spread when STS
-// comes back. No delay comes before the first attempt: a pod starting alone
+// therefore retries patiently: the n-th throttling answer is retried after
+// a delay drawn uniformly from [w/10, w], w = 10 s growing by half with n
+// up to 30 s, which spreads a fleet's retries over the seconds STS needs
+// to serve it instead of sending them back at once; the n-th other
+// retryable failure (5xx, connection errors) backs off with full jitter
+// from 1 s doubling up to 20 s, so the retries of pods waiting out an
+// outage are spread when STS comes back. The two are counted apart: a
+// fleet that waited out an outage meets the throttling after it with the
+// first, short windows, not with windows grown by the outage's failures.
+// No delay comes before the first attempt: a pod starting alone
 // is not slowed. The SDK's client-side retry quota is off for these
 // fetches: one fetch per process is in flight, never a storm.
 //
@@ -39,31 +42,36 @@ const (
 	throttleWindowGrowth = 1.5
 	maxThrottleWindow    = 30 * time.Second
 	failureBackoffBase   = time.Second
+	failureBackoffGrowth = 2
 	maxFailureBackoff    = 20 * time.Second
 )
 
-// fleetBackoff is the backoff of patient fetches.
+// fleetBackoff is the backoff of one patient fetch: it counts the
+// throttling answers and the other failures of that fetch (the retry
+// middleware asks for delays one at a time, so it needs no lock).
 type fleetBackoff struct {
-	throttle retry.IsErrorThrottle
-	rand     func() float64
+	throttle            retry.IsErrorThrottle
+	rand                func() float64
+	throttles, failures int
 }
 
-func (b fleetBackoff) BackoffDelay(attempt int, err error) (time.Duration, error) {
-	if attempt < 1 {
-		attempt = 1
-	}
+func (b *fleetBackoff) BackoffDelay(_ int, err error) (time.Duration, error) {
 	r := b.rand()
 	if b.throttle.IsErrorThrottle(err).Bool() {
-		w := time.Duration(math.Min(float64(maxThrottleWindow), float64(throttleWindow)*math.Pow(throttleWindowGrowth, float64(attempt-1))))
+		b.throttles++
+		w := time.Duration(math.Min(float64(maxThrottleWindow), float64(throttleWindow)*math.Pow(throttleWindowGrowth, float64(b.throttles-1))))
 		return w/10 + time.Duration(r*float64(w-w/10)), nil
 	}
-	w := time.Duration(math.Min(float64(maxFailureBackoff), float64(failureBackoffBase)*math.Pow(2, float64(attempt-1))))
+	b.failures++
+	w := time.Duration(math.Min(float64(maxFailureBackoff), float64(failureBackoffBase)*math.Pow(failureBackoffGrowth, float64(b.failures-1))))
 	return time.Duration(r * float64(w)), nil
 }
 
 // retryPolicy picks the retryer of each credential fetch.
 type retryPolicy struct {
-	patient, brief aws.Retryer
+	// patient returns a retryer for one fetch with nothing cached.
+	patient func() aws.Retryer
+	brief   aws.Retryer
 	// warm reports whether valid credentials are cached.
 	warm func() bool
 }
@@ -76,24 +84,29 @@ type retryPolicy struct {
 func newRetryPolicy(cfg aws.Config, delays retry.BackoffDelayer) *retryPolicy {
 	if cfg.Retryer != nil {
 		r := cfg.Retryer()
-		return &retryPolicy{patient: r, brief: r}
+		return &retryPolicy{patient: func() aws.Retryer { return r }, brief: r}
 	}
-	patient := aws.Retryer(retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = patientAttempts
-		o.Backoff = fleetBackoff{throttle: retry.IsErrorThrottles(o.Throttles), rand: rand.Float64}
+	capped := func(r aws.Retryer) aws.Retryer {
+		if n := cfg.RetryMaxAttempts; n > 0 {
+			return retry.AddWithMaxAttempts(r, n)
+		}
+		return r
+	}
+	patient := func() aws.Retryer {
+		return capped(retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = patientAttempts
+			o.Backoff = &fleetBackoff{throttle: retry.IsErrorThrottles(o.Throttles), rand: rand.Float64}
+			if delays != nil {
+				o.Backoff = delays
+			}
+			o.RateLimiter = ratelimit.None
+		}))
+	}
+	brief := capped(retry.NewStandard(func(o *retry.StandardOptions) {
 		if delays != nil {
 			o.Backoff = delays
 		}
-		o.RateLimiter = ratelimit.None
 	}))
-	brief := aws.Retryer(retry.NewStandard(func(o *retry.StandardOptions) {
-		if delays != nil {
-			o.Backoff = delays
-		}
-	}))
-	if n := cfg.RetryMaxAttempts; n > 0 {
-		patient, brief = retry.AddWithMaxAttempts(patient, n), retry.AddWithMaxAttempts(brief, n)
-	}
 	return &retryPolicy{patient: patient, brief: brief}
 }
 
@@ -103,7 +116,7 @@ func (p *retryPolicy) apply(o *sts.Options) {
 		o.Retryer = p.brief
 		return
 	}
-	o.Retryer = p.patient
+	o.Retryer = p.patient()
 }
 
 var (

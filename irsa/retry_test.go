@@ -15,26 +15,29 @@ import (
 	"github.com/irsakit/irsakit/irsa"
 )
 
-// The backoff of a fetch with nothing cached: throttling waits a draw from
-// [w/10, w], w = 10 s growing by half up to 30 s; other failures full
-// jitter from 1 s doubling up to 20 s.
+// The backoff of a fetch with nothing cached: the n-th throttling answer
+// waits a draw from [w/10, w], w = 10 s growing by half up to 30 s; the
+// n-th other failure full jitter from 1 s doubling up to 20 s; the two
+// counted apart, so throttling after an outage starts from the first
+// window.
 func TestFleetBackoffWindows(t *testing.T) {
-	throttle := []struct{ lo, hi time.Duration }{
-		{time.Second, 10 * time.Second},
-		{1500 * time.Millisecond, 15 * time.Second},
-		{2250 * time.Millisecond, 22500 * time.Millisecond},
-		{3 * time.Second, 30 * time.Second},
-		{3 * time.Second, 30 * time.Second},
+	const s = time.Second
+	throttled := []bool{true, true, true, true, true}
+	assert.Equal(t, []time.Duration{s, 1500 * time.Millisecond, 2250 * time.Millisecond, 3 * s, 3 * s}, irsa.FleetBackoff(throttled, 0), "shortest waits")
+	longest := irsa.FleetBackoff(throttled, 0.999999)
+	for i, want := range []time.Duration{10 * s, 15 * s, 22500 * time.Millisecond, 30 * s, 30 * s} {
+		assert.InDelta(t, float64(want), float64(longest[i]), float64(time.Millisecond), "longest wait after throttling answer %d", i+1)
 	}
-	for i, w := range throttle {
-		attempt := i + 1
-		assert.Equal(t, w.lo, irsa.FleetBackoff(attempt, true, 0), "attempt %d: shortest wait after throttling", attempt)
-		assert.InDelta(t, float64(w.hi), float64(irsa.FleetBackoff(attempt, true, 0.999999)), float64(time.Millisecond), "attempt %d: longest wait after throttling", attempt)
+	failures := []bool{false, false, false, false, false, false}
+	assert.Equal(t, make([]time.Duration, 6), irsa.FleetBackoff(failures, 0))
+	longest = irsa.FleetBackoff(failures, 0.999999)
+	for i, want := range []time.Duration{s, 2 * s, 4 * s, 8 * s, 16 * s, 20 * s} {
+		assert.InDelta(t, float64(want), float64(longest[i]), float64(time.Millisecond), "longest wait after failure %d", i+1)
 	}
-	for attempt, hi := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 16 * time.Second, 6: 20 * time.Second, 9: 20 * time.Second} {
-		assert.Zero(t, irsa.FleetBackoff(attempt, false, 0))
-		assert.InDelta(t, float64(hi), float64(irsa.FleetBackoff(attempt, false, 0.999999)), float64(time.Millisecond), "attempt %d", attempt)
-	}
+	// An outage (four connection failures), then throttling: the
+	// throttling windows start from the first.
+	mixed := irsa.FleetBackoff([]bool{false, false, false, false, true, true}, 0)
+	assert.Equal(t, []time.Duration{s, 1500 * time.Millisecond}, mixed[4:])
 }
 
 func noDelay(int, error) time.Duration { return 0 }
