@@ -182,7 +182,7 @@ func checkAssumeRoleOptions(o *AssumeRoleOptions, chained bool) error {
 		return fmt.Errorf("irsa: AssumeRole: AssumeRoleOptions.ExternalID must be 2-1224 characters of letters, digits and +=,.@:/-_ (the value the role's trust policy names in sts:ExternalId)")
 	}
 	if si := o.SourceIdentity; si != "" && (len(si) < 2 || len(si) > 64 || !validChars(si, "+=,.@-_") || strings.HasPrefix(strings.ToLower(si), "aws:")) {
-		return fmt.Errorf("irsa: AssumeRole: AssumeRoleOptions.SourceIdentity %q must be 2-64 characters of letters, digits and +=,.@-_, not starting with aws:", si)
+		return fmt.Errorf("irsa: AssumeRole: AssumeRoleOptions.SourceIdentity %q must be 2-64 characters of letters, digits and +=,.@-_, not starting with \"aws:\"", si)
 	}
 	if len(o.Tags) > 50 {
 		return fmt.Errorf("irsa: AssumeRole: AssumeRoleOptions.Tags has %d tags; STS accepts at most 50", len(o.Tags))
@@ -190,7 +190,7 @@ func checkAssumeRoleOptions(o *AssumeRoleOptions, chained bool) error {
 	seen := map[string]string{}
 	for k, v := range o.Tags {
 		if k == "" || len(k) > 128 || !tagChars(k) || strings.HasPrefix(strings.ToLower(k), "aws:") {
-			return fmt.Errorf("irsa: AssumeRole: tag key %q must be 1-128 letters, digits, spaces or _.:/=+-@, not starting with aws:", k)
+			return fmt.Errorf("irsa: AssumeRole: tag key %q must be 1-128 letters, digits, spaces or _.:/=+-@, not starting with \"aws:\"", k)
 		}
 		if len(v) > 256 || !tagChars(v) {
 			return fmt.Errorf("irsa: AssumeRole: the value of tag %q must be at most 256 letters, digits, spaces or _.:/=+-@", k)

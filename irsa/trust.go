@@ -146,7 +146,7 @@ func RoleTrustPolicy(trustedRoleARN string, optFns ...func(*RoleTrustPolicyOptio
 		for _, k := range keys {
 			v := o.SessionTags[k]
 			if k == "" || len(k) > 128 || !tagChars(k) || strings.HasPrefix(strings.ToLower(k), "aws:") {
-				return nil, fmt.Errorf("irsa: session tag key %q must be 1-128 letters, digits, spaces or _.:/=+-@, not starting with aws:", k)
+				return nil, fmt.Errorf("irsa: session tag key %q must be 1-128 letters, digits, spaces or _.:/=+-@, not starting with \"aws:\"", k)
 			}
 			if len(v) > 256 || !tagChars(v) {
 				return nil, fmt.Errorf("irsa: the value of session tag %q must be at most 256 letters, digits, spaces or _.:/=+-@", k)
