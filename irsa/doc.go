@@ -65,6 +65,51 @@
 // the token on every refresh. [Session.RoleARN] is empty: the association's
 // role is known only to EKS.
 //
+// # Cross-account roles
+//
+// [Session.AssumeRole] chains sts:AssumeRole on a session: a pod's IRSA or
+// Pod Identity role reaches a role of another account, with its own
+// credential cache (one STS call per credential lifetime, the cached
+// credentials served through an STS outage), an ExternalID, a source
+// identity, session tags and transitive tag keys. AWS limits a role
+// assumed with another role's credentials to one-hour sessions; a longer
+// Duration is refused before any call ([ErrRoleChainLimit]). The chained
+// session's Mode is [AssumedRole], its RoleARN the target role, its Base
+// the session it was made from, its Config usable by every service package
+// as it is. [RoleTrustPolicy] writes the target role's trust policy.
+//
+//	base, err := irsa.Load(ctx)
+//	ledger, err := base.AssumeRole("arn:aws:iam::444455556666:role/ledger-reader",
+//		func(o *irsa.AssumeRoleOptions) { o.ExternalID = "ledger-7f3a" })
+//	pool, err := rdsauth.NewPool(ctx, dsn, ledger.Config())
+//
+// # Fleet start and retries
+//
+// A rollout that starts thousands of pods at once meets STS's per-account
+// rate limit (Throttling: Rate exceeded). While a session has no valid
+// credentials, a fetch retries throttling for up to 10 attempts, each
+// after a delay drawn from [w/10, w] with w growing from 10 s to 30 s, and
+// other retryable failures with exponential full-jitter back-off from 1 s
+// to 20 s: the fleet's retries spread over the time STS needs instead of
+// returning together, and the SDK's client-side retry quota does not make
+// pods give up. Nothing delays the first attempt. A refresh while valid
+// credentials are cached retries as the SDK does (3 attempts) and falls
+// back on the cached credentials. A retryer in Options.ConfigOptions
+// (config.WithRetryer) replaces this policy; a maximum of attempts
+// (config.WithRetryMaxAttempts, AWS_MAX_ATTEMPTS) caps it.
+//
+// # Statistics and logs
+//
+// [Session.Stats] reports fetches, early refreshes, failures, the last
+// refresh and failure times, the last error's class ("throttled",
+// "access-denied", "credentials", "network", "timeout", "not-found",
+// "other" — the labels of the project's other caches), the number of
+// failed refreshes answered with cached credentials, and the credentials'
+// expiry. Each failed fetch is logged at Warn with its class and the role
+// ARN, the first success after failures at Info ("irsa: credential refresh
+// works again"); no line holds a key, a session token or a web identity
+// token.
+//
 // # Errors
 //
 // Token-file problems are [*TokenFileError] values (errors.Is with
@@ -76,7 +121,10 @@
 // [ErrTrustPolicy], [ErrOIDCProvider], [ErrInvalidToken],
 // [ErrIDPCommunication], [ErrSTSUnavailable]); Pod Identity and ECS
 // endpoint failures as [*CredentialError] with [ErrCredentialsEndpoint] or
-// [ErrCredentialsRefused]; the SDK's error stays reachable with errors.As.
+// [ErrCredentialsRefused]; AssumeRole refusals as [*CredentialError] with
+// [ErrAssumeRoleDenied], [ErrRoleChainLimit] or [ErrBaseCredentials] (the
+// base session's own error stays in the chain); the SDK's error stays
+// reachable with errors.As.
 // When STS or the Pod Identity endpoint is down during a refresh, the
 // cached credentials are served until they expire, then
 // [ErrCredentialsExpired] names the source and the fix. No error or log
@@ -87,5 +135,9 @@
 // The IRSA role needs a trust policy for the cluster's OIDC provider (see
 // [TrustPolicy]); a Pod Identity role trusts the service principal
 // pods.eks.amazonaws.com (sts:AssumeRole, sts:TagSession).
-// [Session.Identity] (sts:GetCallerIdentity) needs no permission.
+// [Session.Identity] (sts:GetCallerIdentity) needs no permission. For
+// [Session.AssumeRole] the base role needs an identity policy allowing
+// sts:AssumeRole on the target role (with sts:TagSession for session tags,
+// sts:SetSourceIdentity for a source identity), and the target role a
+// trust policy naming the base role ([RoleTrustPolicy]).
 package irsa

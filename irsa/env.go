@@ -45,6 +45,10 @@ const (
 	// without a token file on a host other than the EKS Pod Identity
 	// addresses.
 	Container
+	// AssumedRole: a role assumed with sts:AssumeRole on top of another
+	// session's credentials ([Session.AssumeRole]); [Session.Base] is that
+	// session. Detect never reports it.
+	AssumedRole
 )
 
 // String returns the mode's name as logged.
@@ -62,6 +66,8 @@ func (m Mode) String() string {
 		return "instance-role"
 	case Container:
 		return "container"
+	case AssumedRole:
+		return "assumed-role"
 	default:
 		return "none"
 	}
@@ -659,6 +665,8 @@ func describe(m Mode) string {
 		return "a shared config profile"
 	case InstanceRole:
 		return "the instance metadata service (in a pod: the node's instance role)"
+	case AssumedRole:
+		return "a role assumed on another session's credentials (sts:AssumeRole)"
 	default:
 		return "nothing"
 	}

@@ -40,6 +40,19 @@ var (
 	// ErrCredentialsRefused: the container credentials endpoint refused the
 	// request (token, association or address).
 	ErrCredentialsRefused = errors.New("container credentials endpoint refused the request")
+	// ErrAssumeRoleDenied: STS refused sts:AssumeRole for a session made by
+	// Session.AssumeRole: the target role's trust policy does not admit
+	// the base role (or its ExternalId, tags, source identity), or the base
+	// role's identity policy does not allow it.
+	ErrAssumeRoleDenied = errors.New("STS refused sts:AssumeRole")
+	// ErrRoleChainLimit: a role assumed with another role's credentials
+	// (role chaining) was asked for a session longer than the one hour AWS
+	// allows.
+	ErrRoleChainLimit = errors.New("irsa: AWS limits a role assumed with another role's credentials (role chaining) to 1 hour")
+	// ErrBaseCredentials: the session an assumed role is chained on has no
+	// valid credentials to call sts:AssumeRole with; its own error is in
+	// the chain.
+	ErrBaseCredentials = errors.New("the base session has no credentials")
 )
 
 // CredentialError explains a failure to obtain credentials for a role. It

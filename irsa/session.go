@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -58,6 +59,9 @@ type Options struct {
 	// clock is the time source of token checks and of the stale-credential
 	// fallback; tests inject a fake one through export_test.go.
 	clock clock.Clock
+	// retryDelays replaces the backoff of credential fetches; tests set it
+	// through export_test.go.
+	retryDelays retry.BackoffDelayer
 }
 
 // Session is one credential source and aws.Config for the process: every
@@ -69,6 +73,17 @@ type Session struct {
 	mode    Mode
 	roleARN string
 	sources []aws.CredentialSource
+	// stats counts the fetches of the provider irsakit wraps; nil for the
+	// SDK's own providers (keys, profiles, instance role).
+	stats *counters
+	// base is the session an assumed role is chained on; nil for Load's.
+	base *Session
+	// settings chained sessions inherit.
+	sessionName string
+	logger      *slog.Logger
+	window      time.Duration
+	clk         clock.Clock
+	retryDelays retry.BackoffDelayer
 }
 
 // Config returns a copy of the session's aws.Config, for any SDK client.
@@ -83,8 +98,13 @@ func (s *Session) Mode() Mode { return s.mode }
 // Region returns the session's region.
 func (s *Session) Region() string { return s.cfg.Region }
 
-// RoleARN returns the role assumed (web identity), or "".
+// RoleARN returns the role assumed (web identity, or the target role of
+// [Session.AssumeRole]), or "".
 func (s *Session) RoleARN() string { return s.roleARN }
+
+// Base returns the session whose credentials a session made by
+// [Session.AssumeRole] assumes its role with, or nil.
+func (s *Session) Base() *Session { return s.base }
 
 // CredentialSources returns the chain of credential sources the SDK's
 // default chain built, as aws.CredentialsCache.ProviderSources reports it
@@ -225,7 +245,7 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 		return nil, noRegion()
 	}
 
-	s := &Session{env: env, mode: mode, sources: sources}
+	s := &Session{env: env, mode: mode, sources: sources, sessionName: sessionName, logger: o.Logger, window: o.ExpiryWindow, clk: clk, retryDelays: o.retryDelays}
 	var podSA string
 	switch mode {
 	case WebIdentity:
@@ -236,15 +256,19 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 		}
 		stsCfg := cfg.Copy()
 		stsCfg.Credentials = aws.AnonymousCredentials{}
-		web := stscreds.NewWebIdentityRoleProvider(sts.NewFromConfig(stsCfg), roleARN, stscreds.IdentityTokenFile(tokenFile),
+		policy := newRetryPolicy(cfg, o.retryDelays)
+		client := stsCredentialClient{client: sts.NewFromConfig(stsCfg), policy: policy}
+		web := stscreds.NewWebIdentityRoleProvider(client, roleARN, stscreds.IdentityTokenFile(tokenFile),
 			webOpts, func(w *stscreds.WebIdentityRoleOptions) { w.CredentialSources = sources })
 		w := &webIdentityExplainer{roleARN: roleARN, tokenFile: tokenFile, audience: o.Audience, clk: clk, claims: claims}
-		cfg.Credentials = aws.NewCredentialsCache(&resilientProvider{
+		rp := &resilientProvider{
 			inner: web, mode: WebIdentity, roleARN: roleARN, explain: w.explain, sources: sources,
 			fix:    "STS did not answer while the credentials were valid: check egress to STS (or the STS VPC endpoint) and the role's trust policy",
 			logger: o.Logger, clk: clk,
-		}, windowFn)
-		s.roleARN = roleARN
+		}
+		policy.warm = rp.hasValid
+		cfg.Credentials = aws.NewCredentialsCache(rp, windowFn)
+		s.roleARN, s.stats = roleARN, &rp.stats
 	case PodIdentity, Container:
 		endpoint := env.PodIdentityURI
 		if env.ContainerRelativeURI != "" {
@@ -264,10 +288,12 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 		if mode == PodIdentity {
 			fix = fmt.Sprintf("the EKS Pod Identity endpoint %s did not answer while the credentials were valid: check that the eks-pod-identity-agent add-on runs on this node (kubectl -n kube-system get pods -l app.kubernetes.io/name=eks-pod-identity-agent -o wide)", endpoint)
 		}
-		cfg.Credentials = aws.NewCredentialsCache(&resilientProvider{
+		rp := &resilientProvider{
 			inner: newContainerProvider(cfg, endpoint, sources), mode: mode, explain: p.explain, sources: sources,
 			fix: fix, logger: o.Logger, clk: clk,
-		}, windowFn)
+		}
+		cfg.Credentials = aws.NewCredentialsCache(rp, windowFn)
+		s.stats = &rp.stats
 	}
 	s.cfg = cfg
 	for _, p := range env.Problems {
@@ -400,10 +426,13 @@ func SanitizeSessionName(s string) string {
 }
 
 // resilientProvider wraps a refreshing credentials provider (web identity,
-// EKS Pod Identity, ECS container credentials): it explains failures, and
-// when a refresh fails it keeps serving the last credentials until they
-// really expire (aws.CredentialsCache's window would otherwise drop them
-// early), then reports ErrCredentialsExpired naming the source and the fix.
+// EKS Pod Identity, ECS container credentials, an assumed role): it
+// explains failures, and when a refresh fails it keeps serving the last
+// credentials until they really expire (aws.CredentialsCache's window would
+// otherwise drop them early), then reports ErrCredentialsExpired naming the
+// source and the fix. It counts fetches for Stats and logs each failure
+// (Warn) and the first success after failures (Info), with the error's
+// class and message but never a credential or token.
 type resilientProvider struct {
 	inner   aws.CredentialsProvider
 	mode    Mode
@@ -415,6 +444,8 @@ type resilientProvider struct {
 	sources []aws.CredentialSource
 	logger  *slog.Logger
 	clk     clock.Clock
+
+	stats counters
 
 	mu       sync.Mutex
 	last     aws.Credentials
@@ -429,14 +460,43 @@ var (
 )
 
 func (p *resilientProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	p.stats.fetches.Add(1)
+	if p.hasValid() {
+		p.stats.early.Add(1)
+	}
 	c, err := p.inner.Retrieve(ctx)
 	if err != nil {
-		return aws.Credentials{}, p.explain(err)
+		err = p.explain(err)
+		p.stats.failed(p.clk.Now(), err)
+		return aws.Credentials{}, err
 	}
 	p.mu.Lock()
 	p.last = c
 	p.mu.Unlock()
+	var expires time.Time
+	if c.CanExpire {
+		expires = c.Expires
+	}
+	if n := p.stats.succeeded(p.clk.Now(), expires); n > 0 {
+		p.logger.LogAttrs(ctx, slog.LevelInfo, "irsa: credential refresh works again", append(p.attrs(), slog.Int("failures", n))...)
+	}
 	return c, nil
+}
+
+// hasValid reports whether the last credentials fetched are still valid.
+func (p *resilientProvider) hasValid() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last.HasKeys() && (!p.last.CanExpire || p.clk.Now().Before(p.last.Expires))
+}
+
+// attrs name the source in log lines.
+func (p *resilientProvider) attrs() []slog.Attr {
+	attrs := []slog.Attr{slog.String("mode", p.mode.String())}
+	if p.roleARN != "" {
+		attrs = append(attrs, slog.String("role_arn", p.roleARN))
+	}
+	return attrs
 }
 
 // ProviderSources reports the SDK's chain of sources for this provider.
@@ -449,23 +509,23 @@ func (p *resilientProvider) HandleFailToRefresh(ctx context.Context, _ aws.Crede
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.clk.Now()
+	attrs := append(p.attrs(), slog.String("error_class", classify(err)), slog.Int("failures", p.stats.inARow()), slog.String("error", err.Error()))
 	if p.last.HasKeys() && p.last.CanExpire && now.Add(time.Second).Before(p.last.Expires) {
 		c := p.last
 		if next := now.Add(staleRetry); next.Before(c.Expires) {
 			c.Expires = next
 		}
 		p.fallback = true
-		attrs := []slog.Attr{slog.String("mode", p.mode.String()), slog.Time("expires", p.last.Expires), slog.String("error", err.Error())}
-		if p.roleARN != "" {
-			attrs = append(attrs, slog.String("role_arn", p.roleARN))
-		}
-		p.logger.LogAttrs(ctx, slog.LevelWarn, "irsa: credential refresh failed; serving cached credentials until they expire", attrs...)
+		p.stats.servedStale.Add(1)
+		p.logger.LogAttrs(ctx, slog.LevelWarn, "irsa: credential refresh failed; serving cached credentials until they expire", append(attrs, slog.Time("expires", p.last.Expires))...)
 		return c, nil
 	}
 	if p.last.HasKeys() {
+		p.logger.LogAttrs(ctx, slog.LevelWarn, "irsa: credential refresh failed and the cached credentials expired", append(attrs, slog.Time("expired", p.last.Expires))...)
 		return aws.Credentials{}, &CredentialError{Mode: p.mode, RoleARN: p.roleARN, Reason: ErrCredentialsExpired,
 			Fix: fmt.Sprintf("the cached credentials expired at %s; %s", p.last.Expires.UTC().Format(time.RFC3339), p.fix), Err: err}
 	}
+	p.logger.LogAttrs(ctx, slog.LevelWarn, "irsa: fetching credentials failed", attrs...)
 	return aws.Credentials{}, err
 }
 

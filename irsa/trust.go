@@ -93,3 +93,82 @@ func checkK8sName(what, s string, max int) error {
 	}
 	return nil
 }
+
+// RoleTrustPolicyOptions configure RoleTrustPolicy. Every field has a safe
+// zero value.
+type RoleTrustPolicyOptions struct {
+	// ExternalID, when set, must be sent by the caller: StringEquals
+	// sts:ExternalId on sts:AssumeRole (2 to 1224 characters of letters,
+	// digits and +=,.@:/-_). Default: none required.
+	ExternalID string
+	// SessionTags, when set, let the caller tag its session with exactly
+	// these keys and values: sts:TagSession with StringEquals
+	// aws:RequestTag/KEY and ForAllValues:StringEquals aws:TagKeys.
+	// Default: session tags refused.
+	SessionTags map[string]string
+	// SourceIdentity, when set, lets the caller set a source identity
+	// matching it: sts:SetSourceIdentity with StringLike
+	// sts:SourceIdentity (* and ? match any characters). Default: source
+	// identities refused.
+	SourceIdentity string
+}
+
+// RoleTrustPolicy returns the trust policy (JSON) of a role assumed with
+// another role's credentials — typically a role in a second account that a
+// pod's IRSA or EKS Pod Identity role reaches with [Session.AssumeRole]:
+// trustedRoleARN (any partition) may call sts:AssumeRole, with the
+// ExternalId, session tags and source identity the options name. The
+// trusted role also needs an identity policy allowing sts:AssumeRole (and
+// sts:TagSession, sts:SetSourceIdentity) on the role.
+func RoleTrustPolicy(trustedRoleARN string, optFns ...func(*RoleTrustPolicyOptions)) ([]byte, error) {
+	var o RoleTrustPolicyOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if _, _, err := ParseRoleARN(trustedRoleARN); err != nil {
+		return nil, fmt.Errorf("irsa: trusted role: %w", err)
+	}
+	principal := &policydoc.Principal{AWS: policydoc.List{trustedRoleARN}}
+	assume := policydoc.Statement{Effect: "Allow", Principal: principal, Action: policydoc.List{"sts:AssumeRole"}}
+	if o.ExternalID != "" {
+		if len(o.ExternalID) < 2 || len(o.ExternalID) > 1224 || !validChars(o.ExternalID, "+=,.@:/-_") {
+			return nil, fmt.Errorf("irsa: RoleTrustPolicyOptions.ExternalID must be 2-1224 characters of letters, digits and +=,.@:/-_")
+		}
+		assume.Condition = map[string]map[string]policydoc.List{"StringEquals": {"sts:ExternalId": {o.ExternalID}}}
+	}
+	doc := policydoc.New(assume)
+	if len(o.SessionTags) > 0 {
+		if len(o.SessionTags) > 50 {
+			return nil, fmt.Errorf("irsa: RoleTrustPolicyOptions.SessionTags has %d tags; STS accepts at most 50", len(o.SessionTags))
+		}
+		values := map[string]policydoc.List{}
+		keys := sortedKeys(o.SessionTags)
+		for _, k := range keys {
+			v := o.SessionTags[k]
+			if k == "" || len(k) > 128 || !tagChars(k) || strings.HasPrefix(strings.ToLower(k), "aws:") {
+				return nil, fmt.Errorf("irsa: session tag key %q must be 1-128 letters, digits, spaces or _.:/=+-@, not starting with \"aws:\"", k)
+			}
+			if len(v) > 256 || !tagChars(v) {
+				return nil, fmt.Errorf("irsa: the value of session tag %q must be at most 256 letters, digits, spaces or _.:/=+-@", k)
+			}
+			values["aws:RequestTag/"+k] = policydoc.List{v}
+		}
+		doc.Statement = append(doc.Statement, policydoc.Statement{
+			Effect: "Allow", Principal: principal, Action: policydoc.List{"sts:TagSession"},
+			Condition: map[string]map[string]policydoc.List{
+				"StringEquals":              values,
+				"ForAllValues:StringEquals": {"aws:TagKeys": policydoc.List(keys)},
+			},
+		})
+	}
+	if si := o.SourceIdentity; si != "" {
+		if len(si) > 64 || !validChars(si, "+=,.@-_*?") {
+			return nil, fmt.Errorf("irsa: RoleTrustPolicyOptions.SourceIdentity %q must be at most 64 characters of letters, digits, +=,.@-_ and the wildcards * and ?", si)
+		}
+		doc.Statement = append(doc.Statement, policydoc.Statement{
+			Effect: "Allow", Principal: principal, Action: policydoc.List{"sts:SetSourceIdentity"},
+			Condition: map[string]map[string]policydoc.List{"StringLike": {"sts:SourceIdentity": {si}}},
+		})
+	}
+	return policydoc.Marshal(doc)
+}

@@ -362,6 +362,36 @@ func (e *Env) Config(ctx context.Context, optFns ...func(*config.LoadOptions) er
 	return cfg, nil
 }
 
+// AddAccount gives the environment another AWS account: an empty IAM for
+// account that the STS stand-in serves, so a role put there can be assumed
+// (sts:AssumeRole) by the pod's role when its trust policy and the pod
+// role's identity policy allow it. Credentials STS issues for such a role
+// belong to account; a pgfront.Front configured with this IAM (its
+// Account defaults to the IAM's) is that account's database.
+func (e *Env) AddAccount(account string) (*iam.IAM, error) {
+	if !validAccount(account) {
+		return nil, fmt.Errorf("awstest: account %q must be 12 digits", account)
+	}
+	if account == e.Account {
+		return nil, fmt.Errorf("awstest: account %s is the environment's own; use Env.IAM", account)
+	}
+	im := iam.New(account)
+	e.STS.AddAccount(im)
+	return im, nil
+}
+
+func validAccount(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // AttachPolicy attaches an identity policy (IAM JSON) to the role.
 func (e *Env) AttachPolicy(doc []byte) error {
 	if err := e.IAM.AttachPolicy(e.RoleARN, doc); err != nil {

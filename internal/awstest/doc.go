@@ -24,7 +24,9 @@
 // (AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE).
 // Parallel tests, which cannot change the environment, use [Env.Config];
 // code that only needs signing credentials uses [Env.SessionCredentials];
-// child processes get [Env.Environ].
+// child processes get [Env.Environ]. [Env.AddAccount] adds a second AWS
+// account whose roles the pod's role can assume (sts:AssumeRole) and whose
+// pgfront instances admit that account's credentials only.
 //
 // # Errors
 //

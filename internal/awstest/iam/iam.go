@@ -5,8 +5,21 @@
 // as they are and proven to allow exactly what they claim.
 //
 // Evaluation follows IAM's order: an explicit Deny wins, then any Allow,
-// else the implicit deny. A statement whose Condition this evaluator does not
-// understand never matches an Allow (it fails closed).
+// else the implicit deny. Conditions: StringEquals, StringNotEquals,
+// StringEqualsIgnoreCase, StringLike, StringNotLike, Bool and Null, with the
+// ForAllValues:/ForAnyValue: qualifiers and the IfExists suffix, on keys
+// that may hold several values (aws:TagKeys). A statement whose Condition
+// this evaluator does not understand never matches an Allow (it fails
+// closed).
+//
+// Trust policies are evaluated for federated principals
+// ([IAM.AssumeWithWebIdentity]) and for AWS principals — role sessions and
+// users, by role ARN, session ARN, account or "*" — calling sts:AssumeRole,
+// sts:TagSession or sts:SetSourceIdentity ([IAM.AssumeRoleTrust]) with the
+// request's condition keys (sts:ExternalId, sts:SourceIdentity,
+// sts:RoleSessionName, aws:RequestTag/KEY, aws:TagKeys, aws:PrincipalArn,
+// aws:PrincipalAccount). One IAM holds one account; a stand-in serving
+// several accounts keeps one IAM per account.
 package iam
 
 import (
@@ -199,6 +212,12 @@ func (i *IAM) Role(roleARN string) (Role, bool) {
 // Authorize reports whether roleARN may perform action on resource. Users
 // (empty roleARN) have no policies and are denied.
 func (i *IAM) Authorize(roleARN, action, resource string) bool {
+	return i.AuthorizeRequest(roleARN, action, resource, nil)
+}
+
+// AuthorizeRequest is Authorize with the request's condition keys (a key
+// may have several values, like aws:TagKeys).
+func (i *IAM) AuthorizeRequest(roleARN, action, resource string, ctx map[string][]string) bool {
 	i.mu.RLock()
 	r, ok := i.roles[roleARN]
 	var pols []Document
@@ -206,13 +225,21 @@ func (i *IAM) Authorize(roleARN, action, resource string) bool {
 		pols = r.Policies
 	}
 	i.mu.RUnlock()
-	return Evaluate(pols, action, resource, nil)
+	return evaluate(pols, action, resource, ctx)
 }
 
 // Evaluate applies IAM's evaluation logic to docs for one request. ctx holds
 // condition keys (e.g. "aws:SecureTransport") for conditions; conditions on
 // keys absent from ctx do not match.
 func Evaluate(docs []Document, action, resource string, ctx map[string]string) bool {
+	multi := make(map[string][]string, len(ctx))
+	for k, v := range ctx {
+		multi[k] = []string{v}
+	}
+	return evaluate(docs, action, resource, multi)
+}
+
+func evaluate(docs []Document, action, resource string, ctx map[string][]string) bool {
 	allowed := false
 	for _, d := range docs {
 		for _, s := range d.Statement {
@@ -242,9 +269,9 @@ func (i *IAM) AssumeWithWebIdentity(roleARN, providerARN, issuerHostPath, sub, a
 	if !ok {
 		return false, false
 	}
-	ctx := map[string]string{
-		issuerHostPath + ":sub": sub,
-		issuerHostPath + ":aud": aud,
+	ctx := map[string][]string{
+		issuerHostPath + ":sub": {sub},
+		issuerHostPath + ":aud": {aud},
 	}
 	allowed = false
 	for _, s := range r.Trust.Statement {
@@ -265,32 +292,224 @@ func (i *IAM) AssumeWithWebIdentity(roleARN, providerARN, issuerHostPath, sub, a
 	return true, allowed
 }
 
-func conditionsHold(cond map[string]map[string]StringList, ctx map[string]string) bool {
+// AssumeRequest is an sts:AssumeRole request as a role's trust policy sees
+// it: who calls, and what the request carries.
+type AssumeRequest struct {
+	// CallerRoleARN is the role whose session calls
+	// (arn:PARTITION:iam::ACCOUNT:role/NAME); empty for an IAM user.
+	CallerRoleARN string
+	// CallerARN is the caller's identity: its assumed-role session ARN
+	// (arn:PARTITION:sts::ACCOUNT:assumed-role/NAME/SESSION) or user ARN.
+	CallerARN string
+	// CallerAccount is the caller's account id.
+	CallerAccount string
+	// RoleSessionName is the session name asked for (sts:RoleSessionName).
+	RoleSessionName string
+	// ExternalID is the ExternalId sent (sts:ExternalId); "" when absent.
+	ExternalID string
+	// SourceIdentity is the SourceIdentity sent (sts:SourceIdentity); ""
+	// when absent.
+	SourceIdentity string
+	// Tags are the session tags sent (aws:RequestTag/KEY, aws:TagKeys).
+	Tags map[string]string
+}
+
+// Context returns the condition keys of the request: aws:PrincipalArn (the
+// caller's role ARN, else its ARN), aws:PrincipalAccount,
+// sts:RoleSessionName, sts:ExternalId and sts:SourceIdentity when sent,
+// aws:RequestTag/KEY for each tag and aws:TagKeys.
+func (r AssumeRequest) Context() map[string][]string {
+	ctx := map[string][]string{
+		"aws:PrincipalArn":     {firstNonEmpty(r.CallerRoleARN, r.CallerARN)},
+		"aws:PrincipalAccount": {r.CallerAccount},
+		"sts:RoleSessionName":  {r.RoleSessionName},
+	}
+	if r.ExternalID != "" {
+		ctx["sts:ExternalId"] = []string{r.ExternalID}
+	}
+	if r.SourceIdentity != "" {
+		ctx["sts:SourceIdentity"] = []string{r.SourceIdentity}
+	}
+	if len(r.Tags) > 0 {
+		keys := make([]string, 0, len(r.Tags))
+		for k, v := range r.Tags {
+			ctx["aws:RequestTag/"+k] = []string{v}
+			keys = append(keys, k)
+		}
+		ctx["aws:TagKeys"] = keys
+	}
+	return ctx
+}
+
+// AssumeRoleTrust evaluates roleARN's trust policy for an AWS principal
+// (a role session or a user) performing action — sts:AssumeRole, or
+// sts:TagSession / sts:SetSourceIdentity, which AWS also demands of the
+// trust policy when the request carries tags or a source identity.
+// Principal.AWS may name the caller's role ARN, its session ARN, its
+// account ("ACCOUNT" or arn:PARTITION:iam::ACCOUNT:root) or "*"; the
+// statement's conditions are evaluated on req.Context(). An explicit Deny
+// wins.
+func (i *IAM) AssumeRoleTrust(roleARN, action string, req AssumeRequest) (roleExists, allowed bool) {
+	r, ok := i.Role(roleARN)
+	if !ok {
+		return false, false
+	}
+	ctx := req.Context()
+	for _, s := range r.Trust.Statement {
+		if s.Principal == nil || !principalMatches(s.Principal.AWS, req) {
+			continue
+		}
+		if !matchAny(s.Action, action, true) {
+			continue
+		}
+		if !conditionsHold(s.Condition, ctx) {
+			continue
+		}
+		if s.Effect == "Deny" {
+			return true, false
+		}
+		allowed = true
+	}
+	return true, allowed
+}
+
+// principalMatches reports whether one of the Principal.AWS entries names
+// the caller.
+func principalMatches(aws []string, req AssumeRequest) bool {
+	for _, p := range aws {
+		switch {
+		case p == "*":
+			return true
+		case req.CallerAccount != "" && p == req.CallerAccount:
+			return true
+		case req.CallerRoleARN != "" && p == req.CallerRoleARN, req.CallerARN != "" && p == req.CallerARN:
+			return true
+		case strings.HasSuffix(p, ":root"):
+			// arn:PARTITION:iam::ACCOUNT:root, in the caller's partition.
+			parts := strings.Split(p, ":")
+			caller := strings.Split(firstNonEmpty(req.CallerRoleARN, req.CallerARN), ":")
+			if len(parts) == 6 && len(caller) >= 2 && parts[0] == "arn" && parts[1] == caller[1] &&
+				parts[2] == "iam" && parts[3] == "" && parts[4] == req.CallerAccount {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func firstNonEmpty(a ...string) string {
+	for _, s := range a {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// conditionsHold evaluates a Condition block: every operator, every key,
+// must hold. Operators: StringEquals, StringNotEquals,
+// StringEqualsIgnoreCase, StringLike, StringNotLike, Bool and Null, each
+// optionally with the ForAllValues: or ForAnyValue: set qualifier and the
+// IfExists suffix. Anything else never holds (fails closed).
+func conditionsHold(cond map[string]map[string]StringList, ctx map[string][]string) bool {
 	for op, kv := range cond {
 		for key, want := range kv {
-			got, present := ctx[key]
-			if !present {
+			got, present := lookupKey(ctx, key)
+			if !conditionHolds(op, want, got, present) {
 				return false
-			}
-			switch op {
-			case "StringEquals":
-				if !containsExact(want, got) {
-					return false
-				}
-			case "StringLike":
-				if !matchAny(want, got, false) {
-					return false
-				}
-			case "Bool":
-				if !containsExact(want, got) {
-					return false
-				}
-			default:
-				return false // unknown operator: fail closed
 			}
 		}
 	}
 	return true
+}
+
+func lookupKey(ctx map[string][]string, key string) ([]string, bool) {
+	if v, ok := ctx[key]; ok {
+		return v, true
+	}
+	// Condition key names are case-insensitive.
+	for k, v := range ctx {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+func conditionHolds(op string, want, got []string, present bool) bool {
+	if op == "Null" {
+		if len(want) != 1 || (want[0] != "true" && want[0] != "false") {
+			return false
+		}
+		return (want[0] == "true") == !present
+	}
+	set := ""
+	if q, rest, ok := strings.Cut(op, ":"); ok {
+		if q != "ForAllValues" && q != "ForAnyValue" {
+			return false
+		}
+		set, op = q, rest
+	}
+	ifExists := false
+	if base, ok := strings.CutSuffix(op, "IfExists"); ok {
+		op, ifExists = base, true
+	}
+	match, negated, known := operator(op)
+	if !known {
+		return false
+	}
+	one := func(v string) bool {
+		for _, w := range want {
+			if match(w, v) {
+				return !negated
+			}
+		}
+		return negated
+	}
+	switch set {
+	case "ForAllValues":
+		// True for an absent or empty key, as in IAM.
+		for _, v := range got {
+			if !one(v) {
+				return false
+			}
+		}
+		return true
+	case "ForAnyValue":
+		for _, v := range got {
+			if one(v) {
+				return true
+			}
+		}
+		return false
+	}
+	if !present {
+		return ifExists
+	}
+	for _, v := range got {
+		if one(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// operator returns how a condition operator compares a policy value with
+// a request value, and whether it is a negated one.
+func operator(op string) (match func(want, got string) bool, negated, known bool) {
+	switch op {
+	case "StringEquals", "Bool":
+		return func(w, g string) bool { return w == g }, false, true
+	case "StringNotEquals":
+		return func(w, g string) bool { return w == g }, true, true
+	case "StringEqualsIgnoreCase":
+		return strings.EqualFold, false, true
+	case "StringLike":
+		return func(w, g string) bool { return wildcard(w, g) }, false, true
+	case "StringNotLike":
+		return func(w, g string) bool { return wildcard(w, g) }, true, true
+	}
+	return nil, false, false
 }
 
 func containsExact(list []string, s string) bool {

@@ -10,7 +10,9 @@
 // X-Amz-Date within its window, signed with credentials the sigv4 registry
 // issued (session token present and matching, not expired), and allowed by
 // the mini-IAM to perform rds-db:connect on
-// arn:PARTITION:rds-db:REGION:ACCOUNT:dbuser:RESOURCEID/USER. Any failure
+// arn:PARTITION:rds-db:REGION:ACCOUNT:dbuser:RESOURCEID/USER, where the
+// signing credentials belong to ACCOUNT, the instance's account (a role of
+// another account assumes a role of this one first). Any failure
 // gets the answer RDS sends, `FATAL: PAM authentication failed for user
 // "..."` (SQLSTATE 28000), and the connection is closed.
 //
@@ -715,6 +717,11 @@ func (f *Front) verifyToken(token, user, host string) (*sigv4.Result, error) {
 	}
 	if res.Credentials.RoleARN == "" {
 		return nil, &TokenError{Code: "AccessDenied", Reason: "only role sessions have policies here"}
+	}
+	// IAM database authentication admits principals of the instance's own
+	// account; another account's role first assumes a role of this one.
+	if res.Credentials.Account != f.cfg.Account {
+		return nil, &TokenError{Code: "AccessDenied", Reason: fmt.Sprintf("%s is in account %s, not the instance's account %s", res.Credentials.Arn, res.Credentials.Account, f.cfg.Account)}
 	}
 	if !f.cfg.IAM.Authorize(res.Credentials.RoleARN, "rds-db:connect", f.UserARN(user)) {
 		return nil, &TokenError{Code: "AccessDenied", Reason: fmt.Sprintf("%s is not authorized to perform rds-db:connect on %s", res.Credentials.Arn, f.UserARN(user))}

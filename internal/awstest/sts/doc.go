@@ -26,16 +26,47 @@
 //     allow the provider with the token's sub and aud (else AccessDenied "Not
 //     authorized to perform sts:AssumeRoleWithWebIdentity"). Credentials are
 //     issued into the sigv4 registry for min(DurationSeconds, CredentialTTL).
+//   - AssumeRole: SigV4-signed for service sts and the server's region with
+//     credentials the registry issued, unexpired (else the verifier's code);
+//     RoleArn, RoleSessionName, DurationSeconds, ExternalId (2 to 1224
+//     characters of [\w+=,.@:/-]), SourceIdentity (2 to 64 of [\w+=,.@-]),
+//     up to 50 Tags and TransitiveTagKeys checked as STS does
+//     (ValidationError; tag keys repeated regardless of case are a
+//     ValidationError); a caller holding role credentials (role chaining)
+//     asking for more than an hour gets ValidationError "The requested
+//     DurationSeconds exceeds the 1 hour session limit for roles assumed by
+//     role chaining."; the caller's identity policy (in the IAM of its
+//     account) must allow sts:AssumeRole on the role, and the role (in the
+//     IAM of its own account, see [Server.AddAccount]) must exist and its
+//     trust policy name the caller in Principal.AWS (role ARN, session ARN,
+//     account or "*") with every condition holding (sts:ExternalId,
+//     sts:SourceIdentity, sts:RoleSessionName, aws:RequestTag/KEY,
+//     aws:TagKeys); with Tags both must also allow sts:TagSession, with a
+//     SourceIdentity sts:SetSourceIdentity — else AccessDenied "User:
+//     CALLER is not authorized to perform: ACTION on resource: ROLE", the
+//     same text whatever the reason, as in AWS. The stand-in asks for the
+//     identity-policy Allow even when the trust policy names the caller's
+//     role in the same account, where AWS would not. Session policies and
+//     MFA are refused (ValidationError: not supported). Credentials are
+//     issued into the registry for the role, in the role's account.
 //   - GetCallerIdentity: the request must be SigV4-signed for service sts and
 //     the server's region with credentials the registry issued and that have
 //     not expired; failures keep the verifier's code (MissingAuthenticationToken,
 //     InvalidClientTokenId, ExpiredToken, SignatureDoesNotMatch, ...).
 //   - Any other Action is InvalidAction; a missing Action MissingAction.
 //
+// With [Options.RateLimit] (or [Server.SetRateLimit]) each account has a
+// token bucket of RateBurst requests refilled at RateLimit per second; a
+// request that finds it empty is answered Throttling "Rate exceeded" (HTTP
+// 400), which the SDK's retryers treat as throttling. AssumeRole and
+// GetCallerIdentity count against the signing credentials' account,
+// AssumeRoleWithWebIdentity against the role's.
+//
 // Tests steer it: [Server.Calls] and [Server.CallLog] count and record
-// requests; [Server.FailNext], [Server.ThrottleNext], [Server.SetDelay] and
-// [Server.SetDown] inject faults; [Server.SetCredentialTTL] sets the
-// lifetime of issued credentials.
+// requests (with their arrival time); [Server.FailNext],
+// [Server.ThrottleNext], [Server.SetDelay] and [Server.SetDown] inject
+// faults; [Server.SetCredentialTTL] sets the lifetime of issued
+// credentials; [Server.AddAccount] serves a second account's roles.
 //
 // # Usage
 //
@@ -57,6 +88,7 @@
 // # IAM permissions
 //
 // AssumeRoleWithWebIdentity is authorised by the role's trust policy alone,
+// AssumeRole by the caller's identity policy and the role's trust policy,
 // GetCallerIdentity needs no permission, as in AWS.
 //
 // A Server is safe for concurrent use.

@@ -46,6 +46,7 @@ const (
 
 // Action names.
 const (
+	ActionAssumeRole                = "AssumeRole"
 	ActionAssumeRoleWithWebIdentity = "AssumeRoleWithWebIdentity"
 	ActionGetCallerIdentity         = "GetCallerIdentity"
 )
@@ -84,6 +85,16 @@ type Options struct {
 	// AllowHTTPIssuers accepts tokens from issuers whose URL is http://.
 	// Default false: like IAM, only https issuers federate.
 	AllowHTTPIssuers bool
+	// RateLimit throttles each account to this many requests per second
+	// (a token bucket per account, refilled continuously): a request
+	// finding the bucket empty is answered Throttling "Rate exceeded"
+	// (HTTP 400), as STS answers. Default 0: unlimited. See
+	// [Server.SetRateLimit].
+	RateLimit float64
+	// RateBurst is the bucket's capacity: how many requests an idle
+	// account may send at once. Default: RateLimit (one second's worth),
+	// at least 1.
+	RateBurst int
 }
 
 // Call records one request the server answered (faults included; requests
@@ -102,9 +113,21 @@ type Call struct {
 	TokenDigest string
 	// Subject is the verified token's sub (empty if verification failed).
 	Subject string
-	// AccessKeyID is the access key issued (AssumeRoleWithWebIdentity) or
-	// that signed the request (GetCallerIdentity).
+	// AccessKeyID is the access key issued (AssumeRoleWithWebIdentity,
+	// AssumeRole) or that signed the request (GetCallerIdentity).
 	AccessKeyID string
+	// Caller is the identity that signed an AssumeRole or
+	// GetCallerIdentity request (an assumed-role session ARN or a user
+	// ARN), "" when the signature did not verify.
+	Caller string
+	// ExternalID, SourceIdentity, Tags and TransitiveTagKeys are the
+	// AssumeRole parameters as sent.
+	ExternalID        string
+	SourceIdentity    string
+	Tags              map[string]string
+	TransitiveTagKeys []string
+	// At is when the request arrived (the server's clock).
+	At time.Time
 }
 
 // TokenDigest returns the hex SHA-256 of a token, as recorded in
@@ -134,6 +157,12 @@ type Server struct {
 	maxSess   time.Duration
 	keyCache  map[string]*providerKeys
 	keyFlight singleflight.Group
+	// accounts holds the IAM of every account the server serves, the
+	// primary one included.
+	accounts map[string]*iam.IAM
+	rate     float64
+	burst    float64
+	buckets  map[string]*bucket
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -187,8 +216,11 @@ func New(reg *sigv4.Registry, im *iam.IAM, optFns ...func(*Options)) (*Server, e
 		credTTL:  o.CredentialTTL,
 		maxSess:  o.MaxSessionDuration,
 		keyCache: map[string]*providerKeys{},
+		accounts: map[string]*iam.IAM{im.Account(): im},
+		buckets:  map[string]*bucket{},
 		closing:  make(chan struct{}),
 	}
+	s.setRateLimit(o.RateLimit, o.RateBurst)
 	s.ln = &downListener{Listener: raw}
 	var ln net.Listener = s.ln
 	scheme := "http"
@@ -312,6 +344,23 @@ func (s *Server) SetMaxSessionDuration(d time.Duration) {
 	s.mu.Lock()
 	s.maxSess = d
 	s.mu.Unlock()
+}
+
+// AddAccount makes the server serve another account, whose roles and
+// policies im holds: AssumeRole finds a target role in the IAM of the
+// role's account and the caller's identity policies in the IAM of the
+// caller's account. An account added twice keeps the later IAM.
+func (s *Server) AddAccount(im *iam.IAM) {
+	s.mu.Lock()
+	s.accounts[im.Account()] = im
+	s.mu.Unlock()
+}
+
+func (s *Server) accountIAM(account string) (*iam.IAM, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	im, ok := s.accounts[account]
+	return im, ok
 }
 
 // ForgetKeys drops every cached discovery document and key set.
@@ -469,7 +518,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	action := form.Get("Action")
-	call := Call{Action: action}
+	call := Call{Action: action, At: s.clk.Now()}
+	throttled := !s.allow(s.throttleKey(r, form, action), call.At)
 
 	s.mu.Lock()
 	s.calls[action]++
@@ -508,6 +558,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(errorf(fault, "injected fault: %s", fault))
 		return
 	}
+	if throttled {
+		fail(errorf("Throttling", "Rate exceeded"))
+		return
+	}
 	if action == "" {
 		fail(errorf("MissingAction", "Missing Action"))
 		return
@@ -517,6 +571,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch action {
+	case ActionAssumeRole:
+		out, e := s.assumeRole(r, body, form, &call)
+		if e != nil {
+			fail(e)
+			return
+		}
+		writeXML(w, reqID, http.StatusOK, assumeRoleResponse{
+			Xmlns:    Namespace,
+			Result:   *out,
+			Metadata: responseMetadata{RequestID: reqID},
+		})
 	case ActionAssumeRoleWithWebIdentity:
 		out, e := s.assumeRoleWithWebIdentity(r.Context(), form, &call)
 		if e != nil {
@@ -540,7 +605,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c := res.Credentials
-		call.AccessKeyID = c.AccessKeyID
+		call.AccessKeyID, call.Caller = c.AccessKeyID, c.Arn
 		writeXML(w, reqID, http.StatusOK, getCallerIdentityResponse{
 			Xmlns:    Namespace,
 			Result:   getCallerIdentityResult{Arn: c.Arn, UserID: c.UserID, Account: c.Account},
@@ -550,7 +615,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func knownAction(a string) bool {
-	return a == ActionAssumeRoleWithWebIdentity || a == ActionGetCallerIdentity
+	return a == ActionAssumeRole || a == ActionAssumeRoleWithWebIdentity || a == ActionGetCallerIdentity
 }
 
 type getCallerIdentityResponse struct {

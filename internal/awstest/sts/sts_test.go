@@ -25,6 +25,8 @@ import (
 	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/oidc"
@@ -130,9 +132,7 @@ func client(optFns ...func(*awssts.Options)) *awssts.Client {
 func mint(t *testing.T, iss *oidc.Issuer, sub string, opts ...func(*oidc.Claims)) string {
 	t.Helper()
 	tok, err := iss.Mint(sub, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return tok
 }
 
@@ -151,22 +151,12 @@ func assume(ctx context.Context, role, token string, optFns ...func(*awssts.Assu
 func wantAPIError(t *testing.T, err error, code string, status int) smithy.APIError {
 	t.Helper()
 	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("error %v is not a smithy.APIError", err)
-	}
-	if ae.ErrorCode() != code {
-		t.Fatalf("error code %q (%v), want %q", ae.ErrorCode(), err, code)
-	}
+	require.ErrorAs(t, err, &ae, "not a smithy.APIError")
+	require.Equal(t, code, ae.ErrorCode(), "error code of %v", err)
 	var re *awshttp.ResponseError
-	if !errors.As(err, &re) {
-		t.Fatalf("error %v carries no HTTP response", err)
-	}
-	if re.HTTPStatusCode() != status {
-		t.Fatalf("HTTP status %d, want %d", re.HTTPStatusCode(), status)
-	}
-	if re.ServiceRequestID() == "" {
-		t.Fatal("no request id in the error")
-	}
+	require.ErrorAs(t, err, &re, "the error carries no HTTP response")
+	require.Equal(t, status, re.HTTPStatusCode(), "HTTP status")
+	require.NotEmpty(t, re.ServiceRequestID(), "no request id in the error")
 	return ae
 }
 
@@ -174,38 +164,33 @@ func TestAssumeRoleWithWebIdentity(t *testing.T) {
 	ctx := context.Background()
 	before := time.Now().Truncate(time.Second)
 	out, err := assume(ctx, roleARN, mint(t, issuer, sub))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c := out.Credentials
-	if c == nil || aws.ToString(c.AccessKeyId) == "" || aws.ToString(c.SecretAccessKey) == "" || aws.ToString(c.SessionToken) == "" {
-		t.Fatalf("credentials %+v", c)
-	}
-	if exp := aws.ToTime(c.Expiration); exp.Before(before.Add(time.Hour-time.Second)) || exp.After(time.Now().Add(time.Hour)) {
-		t.Fatalf("expiration %v, want about an hour from %v", exp, before)
-	}
+	require.NotNil(t, c)
+	require.NotEmpty(t, aws.ToString(c.AccessKeyId))
+	require.NotEmpty(t, aws.ToString(c.SecretAccessKey))
+	require.NotEmpty(t, aws.ToString(c.SessionToken))
+	exp := aws.ToTime(c.Expiration)
+	assert.False(t, exp.Before(before.Add(time.Hour-time.Second)) || exp.After(time.Now().Add(time.Hour)),
+		"expiration %v, want about an hour from %v", exp, before)
 	wantArn := "arn:aws:sts::" + account + ":assumed-role/app/test-session"
-	if aws.ToString(out.AssumedRoleUser.Arn) != wantArn || !strings.HasSuffix(aws.ToString(out.AssumedRoleUser.AssumedRoleId), ":test-session") {
-		t.Fatalf("assumed role user %+v", out.AssumedRoleUser)
-	}
-	if aws.ToString(out.SubjectFromWebIdentityToken) != sub || aws.ToString(out.Audience) != "sts.amazonaws.com" ||
-		aws.ToString(out.Provider) != providerARN {
-		t.Fatalf("subject %q audience %q provider %q", aws.ToString(out.SubjectFromWebIdentityToken), aws.ToString(out.Audience), aws.ToString(out.Provider))
-	}
+	assert.Equal(t, wantArn, aws.ToString(out.AssumedRoleUser.Arn))
+	assert.True(t, strings.HasSuffix(aws.ToString(out.AssumedRoleUser.AssumedRoleId), ":test-session"), "assumed role id %s", aws.ToString(out.AssumedRoleUser.AssumedRoleId))
+	assert.Equal(t, sub, aws.ToString(out.SubjectFromWebIdentityToken))
+	assert.Equal(t, "sts.amazonaws.com", aws.ToString(out.Audience))
+	assert.Equal(t, providerARN, aws.ToString(out.Provider))
 	issued, ok := reg.Lookup(aws.ToString(c.AccessKeyId))
-	if !ok || issued.RoleARN != roleARN || issued.SecretAccessKey != aws.ToString(c.SecretAccessKey) {
-		t.Fatal("credentials not recorded in the registry")
-	}
+	require.True(t, ok, "credentials not recorded in the registry")
+	assert.Equal(t, roleARN, issued.RoleARN)
+	assert.Equal(t, aws.ToString(c.SecretAccessKey), issued.SecretAccessKey, "registry holds another secret")
 
 	// The issued credentials sign GetCallerIdentity, which names the role.
 	creds := credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken))
 	id, err := client(func(o *awssts.Options) { o.Credentials = creds }).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if aws.ToString(id.Arn) != wantArn || aws.ToString(id.Account) != account || aws.ToString(id.UserId) != aws.ToString(out.AssumedRoleUser.AssumedRoleId) {
-		t.Fatalf("caller identity %s %s %s", aws.ToString(id.Arn), aws.ToString(id.Account), aws.ToString(id.UserId))
-	}
+	require.NoError(t, err)
+	assert.Equal(t, wantArn, aws.ToString(id.Arn))
+	assert.Equal(t, account, aws.ToString(id.Account))
+	assert.Equal(t, aws.ToString(out.AssumedRoleUser.AssumedRoleId), aws.ToString(id.UserId))
 }
 
 // The web-identity provider of the SDK, reading a projected token file,
@@ -215,40 +200,28 @@ func TestWebIdentityProviderAndTokenRotation(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "token")
 	first, err := issuer.WriteTokenFile(path, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p := stscreds.NewWebIdentityRoleProvider(client(), roleARN, stscreds.IdentityTokenFile(path),
 		func(o *stscreds.WebIdentityRoleOptions) { o.RoleSessionName = "rotation" })
 	srv.ResetCalls()
 	c1, err := p.Retrieve(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !c1.CanExpire || c1.AccountID != account {
-		t.Fatalf("credentials %+v", c1.Expires)
-	}
+	require.NoError(t, err)
+	assert.True(t, c1.CanExpire)
+	assert.Equal(t, account, c1.AccountID)
 	second, err := issuer.RotateTokenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c2, err := p.Retrieve(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c1.AccessKeyID == c2.AccessKeyID {
-		t.Fatal("second retrieval returned the same credentials")
-	}
+	require.NoError(t, err)
+	assert.NotEqual(t, c1.AccessKeyID, c2.AccessKeyID, "second retrieval returned the same credentials")
 	log := srv.CallLog()
-	if len(log) != 2 || srv.Calls(sts.ActionAssumeRoleWithWebIdentity) != 2 {
-		t.Fatalf("%d calls logged, want 2", len(log))
-	}
-	if log[0].TokenDigest != sts.TokenDigest(first) || log[1].TokenDigest != sts.TokenDigest(second) {
-		t.Fatal("the rotated token was not presented on the next retrieval")
-	}
-	if log[1].Code != "" || log[1].Subject != sub || log[1].RoleSessionName != "rotation" || log[1].AccessKeyID != c2.AccessKeyID {
-		t.Fatalf("call log %+v", log[1])
-	}
+	require.Len(t, log, 2)
+	assert.EqualValues(t, 2, srv.Calls(sts.ActionAssumeRoleWithWebIdentity))
+	assert.Equal(t, sts.TokenDigest(first), log[0].TokenDigest)
+	assert.Equal(t, sts.TokenDigest(second), log[1].TokenDigest, "the rotated token was not presented on the next retrieval")
+	assert.Empty(t, log[1].Code)
+	assert.Equal(t, sub, log[1].Subject)
+	assert.Equal(t, "rotation", log[1].RoleSessionName)
+	assert.Equal(t, c2.AccessKeyID, log[1].AccessKeyID)
 }
 
 func TestRejectsBadTokens(t *testing.T) {
@@ -323,12 +296,8 @@ func TestRejectsBadTokens(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := assume(ctx, c.role, c.token(t))
 			ae := wantAPIError(t, err, c.code, c.status)
-			if !c.typed(err) {
-				t.Fatalf("error %T (%v) is not the SDK's typed error for %s", errors.Unwrap(err), err, c.code)
-			}
-			if !strings.Contains(ae.ErrorMessage(), c.message) {
-				t.Fatalf("message %q does not contain %q", ae.ErrorMessage(), c.message)
-			}
+			assert.True(t, c.typed(err), "error %T (%v) is not the SDK's typed error for %s", errors.Unwrap(err), err, c.code)
+			assert.Contains(t, ae.ErrorMessage(), c.message)
 		})
 	}
 }
@@ -373,9 +342,7 @@ func TestValidation(t *testing.T) {
 			}
 			_, err := assume(ctx, c.role, tok, fns...)
 			ae := wantAPIError(t, err, "ValidationError", 400)
-			if !strings.Contains(ae.ErrorMessage(), c.message) {
-				t.Fatalf("message %q does not contain %q", ae.ErrorMessage(), c.message)
-			}
+			assert.Contains(t, ae.ErrorMessage(), c.message)
 		})
 	}
 }
@@ -385,15 +352,11 @@ func TestDurationAndCredentialTTL(t *testing.T) {
 	tok := mint(t, issuer, sub)
 	expiresIn := func(t *testing.T, out *awssts.AssumeRoleWithWebIdentityOutput, err error, want time.Duration) {
 		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		got := time.Until(aws.ToTime(out.Credentials.Expiration))
 		// The registry truncates to the second; allow that and the test's
 		// own run time, not a timing assertion on the server.
-		if got > want || got < want-time.Minute {
-			t.Fatalf("credentials expire in %v, want %v", got, want)
-		}
+		assert.False(t, got > want || got < want-time.Minute, "credentials expire in %v, want %v", got, want)
 	}
 	out, err := assume(ctx, roleARN, tok, func(in *awssts.AssumeRoleWithWebIdentityInput) { in.DurationSeconds = aws.Int32(900) })
 	expiresIn(t, out, err, 15*time.Minute)
@@ -416,13 +379,9 @@ func TestDurationAndCredentialTTL(t *testing.T) {
 func TestGetCallerIdentityRejects(t *testing.T) {
 	ctx := context.Background()
 	good, err := reg.IssueSession(roleARN, "s", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	expiredCreds, err := reg.IssueSession(roleARN, "s", -time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	static := func(id, secret, token string) aws.CredentialsProvider {
 		return credentials.NewStaticCredentialsProvider(id, secret, token)
 	}
@@ -457,12 +416,8 @@ func TestGetCallerIdentityRejects(t *testing.T) {
 	user := reg.AddUser(account, "dev")
 	id, err := client(func(o *awssts.Options) { o.Credentials = static(user.AccessKeyID, user.SecretAccessKey, "") }).
 		GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if aws.ToString(id.Arn) != "arn:aws:iam::"+account+":user/dev" {
-		t.Fatalf("arn %s", aws.ToString(id.Arn))
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "arn:aws:iam::"+account+":user/dev", aws.ToString(id.Arn))
 }
 
 // noBackoff retries at once: the test asserts what is retried, not when.
@@ -497,50 +452,34 @@ func TestFaultInjection(t *testing.T) {
 	t.Run("FailNext retried by the SDK", func(t *testing.T) {
 		srv.ResetCalls()
 		srv.FailNext(1, "InternalFailure")
-		if err := call(retrying(3)); err != nil {
-			t.Fatalf("a single 500 was not retried: %v", err)
-		}
-		if got := srv.Calls(A); got != 2 {
-			t.Fatalf("Calls = %d, want 2", got)
-		}
+		require.NoError(t, call(retrying(3)), "a single 500 was not retried")
+		assert.EqualValues(t, 2, srv.Calls(A))
 		log := srv.CallLog()
-		if log[0].Code != "InternalFailure" || log[1].Code != "" {
-			t.Fatalf("log %+v", log)
-		}
+		require.Len(t, log, 2)
+		assert.Equal(t, "InternalFailure", log[0].Code)
+		assert.Empty(t, log[1].Code)
 	})
 	t.Run("FailNext beyond the retry budget", func(t *testing.T) {
 		srv.ResetCalls()
 		srv.FailNext(5, "ServiceUnavailable")
 		err := call(retrying(3))
 		wantAPIError(t, err, "ServiceUnavailable", 503)
-		if got := srv.Calls(A); got != 3 {
-			t.Fatalf("Calls = %d, want 3 attempts", got)
-		}
-		if srv.PendingFaults() != 2 {
-			t.Fatalf("%d faults pending, want 2", srv.PendingFaults())
-		}
+		assert.EqualValues(t, 3, srv.Calls(A), "attempts")
+		assert.Equal(t, 2, srv.PendingFaults())
 		srv.ClearFaults()
-		if err := call(); err != nil {
-			t.Fatalf("after ClearFaults: %v", err)
-		}
+		require.NoError(t, call(), "after ClearFaults")
 	})
 	t.Run("non-retryable fault", func(t *testing.T) {
 		srv.ResetCalls()
 		srv.FailNext(1, "AccessDenied")
 		wantAPIError(t, call(retrying(3)), "AccessDenied", 403)
-		if got := srv.Calls(A); got != 1 {
-			t.Fatalf("Calls = %d, want 1 (AccessDenied is not retried)", got)
-		}
+		assert.EqualValues(t, 1, srv.Calls(A), "AccessDenied is not retried")
 	})
 	t.Run("throttling retried by the SDK", func(t *testing.T) {
 		srv.ResetCalls()
 		srv.ThrottleNext(2)
-		if err := call(retrying(3)); err != nil {
-			t.Fatalf("throttling was not retried: %v", err)
-		}
-		if got := srv.Calls(A); got != 3 {
-			t.Fatalf("Calls = %d, want 3", got)
-		}
+		require.NoError(t, call(retrying(3)), "throttling was not retried")
+		assert.EqualValues(t, 3, srv.Calls(A))
 		srv.ThrottleNext(1)
 		wantAPIError(t, call(), "Throttling", 400)
 	})
@@ -552,34 +491,24 @@ func TestFaultInjection(t *testing.T) {
 		_, err := client().AssumeRoleWithWebIdentity(cctx, &awssts.AssumeRoleWithWebIdentityInput{
 			RoleArn: aws.String(roleARN), RoleSessionName: aws.String("faults"), WebIdentityToken: aws.String(tok),
 		})
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("delayed answer: %v, want the caller's deadline", err)
-		}
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "a delayed answer ends at the caller's deadline")
 	})
 	t.Run("down", func(t *testing.T) {
 		srv.ResetCalls()
 		// Warm a kept-alive connection first: down must cut it too.
 		c := client(retrying(3))
-		if err := call(func(o *awssts.Options) { *o = c.Options() }); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, call(func(o *awssts.Options) { *o = c.Options() }))
 		srv.SetDown(true)
 		err := call(func(o *awssts.Options) { *o = c.Options() })
+		require.Error(t, err)
 		var ae smithy.APIError
-		if err == nil || errors.As(err, &ae) {
-			t.Fatalf("down: %v, want a transport error", err)
-		}
+		assert.False(t, errors.As(err, &ae), "down: %v, want a transport error", err)
 		p := stscreds.NewWebIdentityRoleProvider(client(retrying(2)), roleARN, staticToken(tok))
-		if _, err := p.Retrieve(ctx); err == nil {
-			t.Fatal("credentials obtained while STS is down")
-		}
-		if got := srv.Calls(A); got != 1 {
-			t.Fatalf("Calls = %d, want only the warm-up", got)
-		}
+		_, err = p.Retrieve(ctx)
+		assert.Error(t, err, "credentials obtained while STS is down")
+		assert.EqualValues(t, 1, srv.Calls(A), "only the warm-up is seen")
 		srv.SetDown(false)
-		if err := call(); err != nil {
-			t.Fatalf("back up: %v", err)
-		}
+		require.NoError(t, call(), "back up")
 	})
 }
 
@@ -590,20 +519,14 @@ func (s staticToken) GetIdentityToken() ([]byte, error) { return []byte(s), nil 
 func TestKeyCacheAndRotation(t *testing.T) {
 	ctx := context.Background()
 	iss, err := oidc.New(func(o *oidc.Options) { o.Path = "/" })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer iss.Close()
 	arn := im.AddOIDCProvider(iss.URL(), "sts.amazonaws.com")
 	defer im.RemoveOIDCProvider(iss.URL())
 	role := "arn:aws:iam::" + account + ":role/keycache"
-	if err := im.PutRole(role, trustPolicy(arn, iss.HostPath(), sub, "sts.amazonaws.com")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, im.PutRole(role, trustPolicy(arn, iss.HostPath(), sub, "sts.amazonaws.com")))
 	local, err := sts.New(reg, im, func(o *sts.Options) { o.AllowHTTPIssuers = true })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer local.Close()
 	c := awssts.New(awssts.Options{Region: region, BaseEndpoint: aws.String(local.URL()), Retryer: aws.NopRetryer{}})
 	as := func(tok string) error {
@@ -614,28 +537,17 @@ func TestKeyCacheAndRotation(t *testing.T) {
 	}
 	old := mint(t, iss, sub)
 	for range 3 {
-		if err := as(old); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, as(old))
 	}
-	if got := iss.Fetches(); got != 2 {
-		t.Fatalf("issuer fetched %d times for 3 calls, want 2 (discovery + JWKS, then cached)", got)
-	}
-	if _, err := iss.RotateKey(); err != nil {
-		t.Fatal(err)
-	}
-	if err := as(mint(t, iss, sub)); err != nil {
-		t.Fatalf("token of a rotated-in key: %v", err)
-	}
-	if got := iss.Fetches(); got != 4 {
-		t.Fatalf("an unknown kid did not refetch the keys (%d fetches)", got)
-	}
+	assert.EqualValues(t, 2, iss.Fetches(), "3 calls fetch discovery + JWKS once, then use the cache")
+	_, err = iss.RotateKey()
+	require.NoError(t, err)
+	require.NoError(t, as(mint(t, iss, sub)), "token of a rotated-in key")
+	assert.EqualValues(t, 4, iss.Fetches(), "an unknown kid did not refetch the keys")
 	iss.DropOldKeys()
 	local.ForgetKeys()
 	var ie *types.InvalidIdentityTokenException
-	if err := as(old); !errors.As(err, &ie) {
-		t.Fatalf("token of a dropped key: %v, want InvalidIdentityToken", err)
-	}
+	assert.ErrorAs(t, as(old), &ie, "token of a dropped key")
 }
 
 // rawCall posts a form to the stand-in without the SDK.
@@ -649,9 +561,7 @@ func rawCall(t *testing.T, method string, form url.Values) (int, string) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	}
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
@@ -677,7 +587,7 @@ func TestQueryProtocol(t *testing.T) {
 		typ    string
 	}{
 		"missing action": {"POST", url.Values{"Version": {"2011-06-15"}}, 400, "MissingAction", "Sender"},
-		"unknown action": {"POST", url.Values{"Action": {"AssumeRole"}, "Version": {"2011-06-15"}}, 400, "InvalidAction", "Sender"},
+		"unknown action": {"POST", url.Values{"Action": {"GetSessionToken"}, "Version": {"2011-06-15"}}, 400, "InvalidAction", "Sender"},
 		"wrong version":  {"POST", url.Values{"Action": {"GetCallerIdentity"}, "Version": {"2010-01-01"}}, 400, "InvalidAction", "Sender"},
 		"missing parameters": {"POST", url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"}},
 			400, "ValidationError", "Sender"},
@@ -688,44 +598,34 @@ func TestQueryProtocol(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			status, body := rawCall(t, c.method, c.form)
-			if status != c.status {
-				t.Fatalf("status %d, want %d: %s", status, c.status, body)
-			}
+			require.Equal(t, c.status, status, "%s", body)
 			if c.code == "" {
-				if !strings.Contains(body, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">`) {
-					t.Fatalf("body %s", body)
-				}
+				assert.Contains(t, body, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">`)
 				return
 			}
 			var er errorResponse
-			if err := xml.Unmarshal([]byte(body), &er); err != nil {
-				t.Fatalf("%v: %s", err, body)
-			}
-			if er.Error.Code != c.code || er.Error.Type != c.typ || er.Error.Message == "" || er.RequestID == "" {
-				t.Fatalf("error response %+v", er)
-			}
+			require.NoError(t, xml.Unmarshal([]byte(body), &er), "%s", body)
+			assert.Equal(t, c.code, er.Error.Code)
+			assert.Equal(t, c.typ, er.Error.Type)
+			assert.NotEmpty(t, er.Error.Message)
+			assert.NotEmpty(t, er.RequestID)
 		})
 	}
 	// Three missing parameters are three validation errors, and the token
 	// never appears in a message.
 	_, body := rawCall(t, "POST", url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"}})
-	if !strings.Contains(body, "3 validation errors detected") {
-		t.Fatalf("body %s", body)
-	}
+	assert.Contains(t, body, "3 validation errors detected")
 	_, body = rawCall(t, "POST", url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"},
 		"RoleArn": {roleARN}, "RoleSessionName": {"x"}, "WebIdentityToken": {"abc"}})
-	if strings.Contains(body, "abc") || !strings.Contains(body, "webIdentityToken") {
-		t.Fatalf("body %s", body)
-	}
+	assert.NotContains(t, body, "abc", "the token is in the message")
+	assert.Contains(t, body, "webIdentityToken")
 }
 
 // FuzzAssumeRoleWithWebIdentityToken: whatever the token, the stand-in
 // answers with a client error (never success, never a server error).
 func FuzzAssumeRoleWithWebIdentityToken(f *testing.F) {
 	valid, err := issuer.Mint(sub)
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	parts := strings.Split(valid, ".")
 	for _, s := range []string{
 		"", "a.b.c", "e30.e30.", parts[0] + "." + parts[1] + ".", parts[0] + ".e30." + parts[2],
@@ -739,8 +639,6 @@ func FuzzAssumeRoleWithWebIdentityToken(f *testing.F) {
 		}
 		status, body := rawCall(t, "POST", url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"},
 			"RoleArn": {roleARN}, "RoleSessionName": {"fuzz"}, "WebIdentityToken": {tok}})
-		if status < 400 || status >= 500 {
-			t.Fatalf("token %q answered %d: %s", tok, status, body)
-		}
+		assert.True(t, status >= 400 && status < 500, "token %q answered %d: %s", tok, status, body)
 	})
 }
