@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/irsakit/irsakit/internal/clock"
+	"github.com/irsakit/irsakit/internal/redact"
 )
 
 // ChainedSessionLimit is the longest session AWS grants a role assumed with
@@ -103,7 +104,7 @@ func (s *Session) AssumeRole(roleARN string, optFns ...func(*AssumeRoleOptions))
 		return nil, err
 	}
 	clk := clock.Or(s.clk)
-	base := s.cfg.Copy()
+	base := s.cfg.Get().Copy()
 	policy := newRetryPolicy(base, s.retryDelays)
 	client := stsCredentialClient{client: sts.NewFromConfig(base), policy: policy}
 	sources := append(slices.Clone(s.sources), aws.CredentialSourceSTSAssumeRole)
@@ -129,13 +130,13 @@ func (s *Session) AssumeRole(roleARN string, optFns ...func(*AssumeRoleOptions))
 		logger: o.Logger, clk: clk,
 	}
 	policy.warm = rp.hasValid
-	cfg := s.cfg.Copy()
+	cfg := s.cfg.Get().Copy()
 	cfg.Credentials = aws.NewCredentialsCache(rp, func(co *aws.CredentialsCacheOptions) {
 		co.ExpiryWindow = o.ExpiryWindow
 		co.ExpiryWindowJitterFrac = 0.5
 	})
 	chained := &Session{
-		cfg: cfg, env: s.env, mode: AssumedRole, roleARN: roleARN, sources: sources, stats: &rp.stats, base: s,
+		cfg: redact.Hold(&cfg), env: s.env, mode: AssumedRole, roleARN: roleARN, sources: sources, stats: &rp.stats, base: s,
 		sessionName: o.RoleSessionName, logger: o.Logger, window: o.ExpiryWindow, clk: clk, retryDelays: s.retryDelays,
 	}
 	attrs := []slog.Attr{

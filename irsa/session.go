@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/irsakit/irsakit/internal/clock"
+	"github.com/irsakit/irsakit/internal/redact"
 )
 
 // Options configure Load. Every field has a safe zero value.
@@ -68,7 +69,9 @@ type Options struct {
 // client built from it shares a single aws.CredentialsCache, so one STS call
 // serves the whole process per credential lifetime. Safe for concurrent use.
 type Session struct {
-	cfg     aws.Config
+	// cfg is held out of every printer's reach: its ConfigSources hold
+	// environment keys when the session uses them.
+	cfg     redact.Held[*aws.Config]
 	env     Environment
 	mode    Mode
 	roleARN string
@@ -87,16 +90,16 @@ type Session struct {
 }
 
 // Config returns a copy of the session's aws.Config, for any SDK client.
-func (s *Session) Config() aws.Config { return s.cfg.Copy() }
+func (s *Session) Config() aws.Config { return s.cfg.Get().Copy() }
 
 // Credentials returns the session's (cached) credentials provider.
-func (s *Session) Credentials() aws.CredentialsProvider { return s.cfg.Credentials }
+func (s *Session) Credentials() aws.CredentialsProvider { return s.cfg.Get().Credentials }
 
 // Mode reports how the session gets its credentials.
 func (s *Session) Mode() Mode { return s.mode }
 
 // Region returns the session's region.
-func (s *Session) Region() string { return s.cfg.Region }
+func (s *Session) Region() string { return s.cfg.Get().Region }
 
 // RoleARN returns the role assumed (web identity, or the target role of
 // [Session.AssumeRole]), or "".
@@ -123,7 +126,7 @@ type Identity struct {
 
 // Identity calls STS GetCallerIdentity with the session's credentials.
 func (s *Session) Identity(ctx context.Context) (Identity, error) {
-	out, err := sts.NewFromConfig(s.cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	out, err := sts.NewFromConfig(*s.cfg.Get()).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		return Identity{}, fmt.Errorf("irsa: GetCallerIdentity: %w", err)
 	}
@@ -295,7 +298,7 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 		cfg.Credentials = aws.NewCredentialsCache(rp, windowFn)
 		s.stats = &rp.stats
 	}
-	s.cfg = cfg
+	s.cfg = redact.Hold(&cfg)
 	for _, p := range env.Problems {
 		if p.Var == "AWS_REGION" {
 			continue

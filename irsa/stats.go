@@ -1,16 +1,12 @@
 package irsa
 
 import (
-	"context"
 	"errors"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/irsakit/irsakit/internal/cache"
 )
 
 // Stats describes a Session's credential cache, for operators: how often it
@@ -124,62 +120,13 @@ func (c *counters) inARow() int {
 	return c.streak
 }
 
-// Error classes of Stats.LastErrorClass; the labels of the project's
-// shared cache, so every package reports failures alike.
-const (
-	classCredentials  = "credentials"
-	classThrottled    = "throttled"
-	classAccessDenied = "access-denied"
-	classNetwork      = "network"
-	classTimeout      = "timeout"
-	classNotFound     = "not-found"
-	classOther        = "other"
-)
-
 // classify returns a short label for err that names its kind and never
-// its content. AWS errors are recognised by their error codes; a problem
-// with the projected token file is "credentials".
+// its content: the shared cache's labels (cache.Class), and
+// "credentials" for a problem with the projected token file.
 func classify(err error) string {
-	if err == nil {
-		return ""
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		code := ae.ErrorCode()
-		switch {
-		case code == "Throttling" || code == "ThrottlingException" || code == "TooManyRequestsException" ||
-			code == "RequestLimitExceeded" || code == "SlowDown" || code == "RequestThrottled" || code == "RequestThrottledException":
-			return classThrottled
-		case code == "AccessDenied" || code == "AccessDeniedException" || code == "UnauthorizedOperation" || code == "AuthorizationError":
-			return classAccessDenied
-		case code == "ResourceNotFoundException" || code == "NotFound" || code == "NoSuchEntity":
-			return classNotFound
-		case code == "ExpiredToken" || code == "ExpiredTokenException" || code == "InvalidClientTokenId" ||
-			code == "UnrecognizedClientException" || code == "InvalidIdentityToken" || code == "IDPRejectedClaim" ||
-			code == "IDPCommunicationError" || code == "InvalidSignatureException" || code == "SignatureDoesNotMatch" ||
-			strings.HasSuffix(code, "CredentialsError"):
-			return classCredentials
-		}
-	}
 	var tfe *TokenFileError
 	if errors.As(err, &tfe) {
-		return classCredentials
+		return cache.ClassCredentials
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return classTimeout
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		if ne.Timeout() {
-			return classTimeout
-		}
-		return classNetwork
-	}
-	var oe *net.OpError
-	var de *net.DNSError
-	var se *smithyhttp.RequestSendError
-	if errors.As(err, &oe) || errors.As(err, &de) || errors.As(err, &se) {
-		return classNetwork
-	}
-	return classOther
+	return cache.Class(err)
 }
