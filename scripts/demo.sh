@@ -46,9 +46,9 @@ grep -E 'S3_BUCKET|S3_PREFIX|S3_PATH_STYLE' "$work/sandbox.env" | sed 's/^export
 
 step "irsactl doctor"
 "$work/irsactl" doctor \
-  --rds "$DATABASE_ENDPOINT" --db-user "$DATABASE_USER" --db-name "$DATABASE_NAME" --rds-ca "$DATABASE_CA_FILE" \
-  --redis "$REDIS_ENDPOINT" --cache "$REDIS_CACHE_NAME" --user "$REDIS_USER" --redis-ca "$REDIS_CA_FILE" \
-  --secret "$SECRET_ID" --s3 "$S3_BUCKET/$S3_PREFIX" || fail "irsactl doctor found a problem"
+  --db-endpoint "$DATABASE_ENDPOINT" --db-user "$DATABASE_USER" --db-name "$DATABASE_NAME" --db-ca "$DATABASE_CA_FILE" \
+  --cache-endpoint "$REDIS_ENDPOINT" --cache "$REDIS_CACHE_NAME" --cache-user "$REDIS_USER" --cache-ca "$REDIS_CA_FILE" \
+  --secret "$SECRET_ID" --bucket "$S3_BUCKET/$S3_PREFIX" || fail "irsactl doctor found a problem"
 
 step "starting mcp-backend"
 LISTEN_ADDR="127.0.0.1:0" "$work/mcp-backend" >"$work/backend.log" 2>&1 &
