@@ -35,15 +35,27 @@ type App struct {
 	cfg     Config
 	log     *slog.Logger
 	sess    *irsa.Session
-	db      *pgxpool.Pool           // nil: disabled
-	cache   *elasticacheauth.Client // nil: disabled
-	store   *s3store.Store          // nil: disabled
-	secrets *secrets.Cache          // nil: disabled
+	db      *pgxpool.Pool  // nil: disabled
+	cache   cacheClient    // nil: disabled
+	store   *s3store.Store // nil: disabled
+	secrets *secrets.Cache // nil: disabled
 
 	closeOnce sync.Once
 }
 
-const latestKey = "notes:latest"
+// cacheClient is what the App uses of its cache: an elasticacheauth.Client
+// in production; the commands it sends are the ones the walk-through's
+// ElastiCache access string allows (walkthrough_test.go).
+type cacheClient interface {
+	redis.Cmdable
+	Close() error
+}
+
+// The App's keys: the walk-through's access string allows ~notes:*.
+const (
+	latestKey  = "notes:latest"
+	createdKey = "notes:created"
+)
 
 // NewApp loads the IRSA session and connects to every configured
 // dependency. Connection problems surface here with the library's error,
@@ -86,11 +98,12 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 				return nil, fmt.Errorf("cache: %s holds no PEM certificate", cfg.RedisCAFile)
 			}
 		}
-		a.cache, err = elasticacheauth.NewClient(ctx, cfg.RedisEndpoint, cfg.RedisCacheName, cfg.RedisUser, awsCfg,
+		rc, err := elasticacheauth.NewClient(ctx, cfg.RedisEndpoint, cfg.RedisCacheName, cfg.RedisUser, awsCfg,
 			func(o *elasticacheauth.ClientOptions) { o.RootCAs = pool })
 		if err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
 		}
+		a.cache = rc // only a working client: a nil *Client in the interface would not be nil
 	}
 	if cfg.S3Bucket != "" {
 		a.store, err = s3store.New(awsCfg, cfg.S3Bucket, func(o *s3store.Options) { o.UsePathStyle = cfg.S3PathStyle })
@@ -216,7 +229,9 @@ func (a *App) statusz(w http.ResponseWriter, r *http.Request) {
 	var wg sync.WaitGroup
 	check := func(name string, enabled bool, probe func(context.Context) (string, error)) {
 		if !enabled {
+			mu.Lock() // probes started before write the map too
 			rd.Dependencies[name] = DependencyStatus{Status: "disabled", Detail: "not configured"}
+			mu.Unlock()
 			return
 		}
 		wg.Add(1)
@@ -308,7 +323,7 @@ func (a *App) createNote(w http.ResponseWriter, r *http.Request) {
 	stored := []string{"database"}
 	if a.cache != nil {
 		pipe := a.cache.TxPipeline()
-		total := pipe.Incr(ctx, "notes:created")
+		total := pipe.Incr(ctx, createdKey)
 		pipe.Del(ctx, latestKey)
 		if _, err := pipe.Exec(ctx); err != nil {
 			a.fail(w, r, http.StatusBadGateway, "cache", err)
