@@ -32,13 +32,14 @@ import (
 // App is the backend: one IRSA session feeding every client. Safe for
 // concurrent use.
 type App struct {
-	cfg     Config
-	log     *slog.Logger
-	sess    *irsa.Session
-	db      *pgxpool.Pool  // nil: disabled
-	cache   cacheClient    // nil: disabled
-	store   *s3store.Store // nil: disabled
-	secrets *secrets.Cache // nil: disabled
+	cfg      Config
+	log      *slog.Logger
+	sess     *irsa.Session
+	db       *pgxpool.Pool        // nil: disabled
+	dbTokens *rdsauth.TokenSource // the pool\'s IAM tokens
+	cache    cacheClient          // nil: disabled
+	store    *s3store.Store       // nil: disabled
+	secrets  *secrets.Cache       // nil: disabled
 
 	closeOnce sync.Once
 }
@@ -75,8 +76,17 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	if cfg.DatabaseEndpoint != "" {
 		dsn := (&url.URL{Scheme: "postgres", User: url.User(cfg.DatabaseUser), Host: cfg.DatabaseEndpoint, Path: "/" + cfg.DatabaseName,
 			RawQuery: "sslmode=verify-full&pool_max_conns=8"}).String()
-		a.db, err = rdsauth.NewPool(ctx, dsn, awsCfg, func(o *rdsauth.Options) { o.RootCAFile = cfg.DatabaseCAFile })
+		// ConfigurePool rather than NewPool: it hands back the token
+		// source, which Close closes with the pool (the pool does not know
+		// it: NewPool's stays open, timers armed, after pool.Close).
+		poolCfg, err := pgxpool.ParseConfig(dsn)
 		if err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+		if a.dbTokens, err = rdsauth.ConfigurePool(poolCfg, awsCfg, func(o *rdsauth.Options) { o.RootCAFile = cfg.DatabaseCAFile }); err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+		if a.db, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 			return nil, fmt.Errorf("database: %w", err)
 		}
 		if _, err = a.db.Exec(ctx, `CREATE TABLE IF NOT EXISTS notes (
@@ -128,6 +138,9 @@ func (a *App) Close() {
 	a.closeOnce.Do(func() {
 		if a.db != nil {
 			a.db.Close()
+		}
+		if a.dbTokens != nil {
+			a.dbTokens.Close()
 		}
 		if a.cache != nil {
 			a.cache.Close()

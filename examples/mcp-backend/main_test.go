@@ -18,8 +18,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/irsakit/irsakit/elasticacheauth"
 	"github.com/irsakit/irsakit/examples/internal/sandboxtest"
 	"github.com/irsakit/irsakit/irsa"
+	"github.com/irsakit/irsakit/rdsauth"
+	"github.com/irsakit/irsakit/secrets"
 )
 
 var sb *sandboxtest.Sandbox
@@ -288,4 +291,27 @@ func TestLoadConfig(t *testing.T) {
 			assert.ErrorContains(t, err, tc.wantErr, "%v", tc.env)
 		}
 	}
+}
+
+// TestCloseClosesEveryCache: after Close no token source or secret cache
+// of the App is left serving (or holding refresh timers): each answers
+// ErrClosed.
+func TestCloseClosesEveryCache(t *testing.T) {
+	for k, v := range sb.Vars {
+		t.Setenv(k, v)
+	}
+	cfg, err := LoadConfig(getenv(nil))
+	require.NoError(t, err)
+	a, err := NewApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = a.dbTokens.Token(ctx)
+	require.NoError(t, err, "the pool's token source before Close")
+	a.Close()
+	_, err = a.dbTokens.Token(ctx)
+	assert.ErrorIs(t, err, rdsauth.ErrClosed, "the database token source outlives the App")
+	_, err = a.secrets.Get(ctx, cfg.SecretID)
+	assert.ErrorIs(t, err, secrets.ErrClosed, "the secrets cache outlives the App")
+	_, err = a.cache.(*elasticacheauth.Client).TokenSource().Token(ctx)
+	assert.ErrorIs(t, err, elasticacheauth.ErrClosed, "the cache's token source outlives the App")
 }
