@@ -251,8 +251,13 @@ func TestUnreachableSTS(t *testing.T) {
 			assert.Contains(t, c.Detail, tc.endpoint+" (AWS_ENDPOINT_URL_STS)", "the detail names the endpoint tried")
 			assert.NotEmpty(t, c.Fix)
 			assert.Equal(t, doctor.StatusFail, rep.Status)
-			// The trust policy was never judged: not shown as verified.
+			// The trust policy was never judged: not shown as verified, and
+			// its hint is not presented as the fix.
 			wantCheck(t, rep, doctor.CheckTrustPolicy, doctor.Info, "")
+			var text strings.Builder
+			require.NoError(t, rep.WriteText(&text))
+			assert.Contains(t, text.String(), "[info] trust-policy: ")
+			assert.NotContains(t, text.String(), "fix: irsactl policy trust")
 			wantCheck(t, rep, doctor.CheckSTSRegional, doctor.Warn, doctor.CauseRegionalSTSOff)
 			assert.NotEmpty(t, log.dialled(), "the STS endpoint was not tried")
 			assertOnlyDialled(t, log, tc.dialled)

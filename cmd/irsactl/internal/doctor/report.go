@@ -234,10 +234,11 @@ func (r Report) WriteText(w io.Writer) error {
 	for _, c := range r.Checks {
 		mark := map[Status]string{Pass: "[ ok ]", Warn: "[warn]", Fail: "[FAIL]", Skip: "[skip]", Info: "[info]"}[c.Status]
 		fmt.Fprintf(&b, "%s %s: %s\n", mark, c.Name, c.Detail)
-		if c.Cause != "" && c.Status != Pass {
+		problem := c.Status == Fail || c.Status == Warn
+		if c.Cause != "" && problem {
 			fmt.Fprintf(&b, "       cause: %s\n", c.Cause)
 		}
-		if c.Fix != "" && c.Status != Pass {
+		if c.Fix != "" && problem {
 			fmt.Fprintf(&b, "       fix: %s\n", c.Fix)
 		} else if c.Fix != "" {
 			fmt.Fprintf(&b, "       %s\n", c.Fix)
