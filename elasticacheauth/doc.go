@@ -24,14 +24,30 @@
 //
 // [NewClient] (cluster mode disabled) and [NewClusterClient] (configuration
 // endpoints and serverless caches) derive the cache name, region and
-// serverless flag from the endpoint name, use TLS (opt out only with
-// ClientOptions.DisableTLS), authenticate as the user id, push a current
-// token to every live connection every 15 minutes through a
-// [StreamingCredentialsProvider], and drop a token the server refused with
-// WRONGPASS so the next connection attempt mints a fresh one
-// ([InvalidateOnWrongPass]).
+// serverless flag from the endpoint name, use verified TLS 1.2 or later,
+// authenticate as the user id, push a current token to every live
+// connection every 15 minutes through a [StreamingCredentialsProvider], and
+// drop a token the server refused with WRONGPASS so the next connection
+// attempt mints a fresh one ([InvalidateOnWrongPass]).
 //
-// To configure go-redis yourself, hand it the hook types it defines:
+// A token is a bearer credential, so its TLS cannot be downgraded by
+// accident: a TLS configuration that skips certificate verification or
+// allows TLS below 1.2 — in ClientOptions.TLSConfig or left by
+// ClientOptions.Redis / Cluster — fails with [ErrInsecureTransport], and a
+// custom go-redis Dialer's connections get verified TLS too. Only
+// ClientOptions.DisableTLS (plaintext, for local servers) and
+// ClientOptions.AllowInsecureTLS opt out. ElastiCache's certificates verify
+// with the system roots.
+//
+// [Client] and [ClusterClient] are redis.UniversalClient values with every
+// command of redis.Cmdable. They do not hand out their go-redis clients:
+// with a StreamingCredentialsProvider, go-redis v9.23 panics when Conn or
+// Watch opens a new connection, so Conn, Watch and AutoPipeline run on a
+// second client that authenticates each connection once (same token
+// source) and replaces it after ClientOptions.MaxConnLifetime.
+//
+// To configure go-redis yourself, hand it the hook types it defines (and
+// avoid Conn and Watch on a client with a StreamingCredentialsProvider):
 //
 //	src, err := elasticacheauth.NewTokenSource("orders", "app-user", cfg.Credentials,
 //		func(o *elasticacheauth.Options) { o.Region = "us-east-1" })
@@ -42,6 +58,13 @@
 //		StreamingCredentialsProvider: scp, // or CredentialsProviderContext: elasticacheauth.CredentialsProviderContext(src)
 //	})
 //	rdb.AddHook(elasticacheauth.InvalidateOnWrongPass(src))
+//
+// An STS or credentials outage does not take Redis down: ElastiCache keeps
+// an authenticated connection for 12 hours after its last authentication,
+// so the [StreamingCredentialsProvider] never reports a failed mint to
+// go-redis (which would close the connection); it skips that round, retries
+// with back-off, and pushes the first token it gets. New connections get
+// the last good token while it is valid; only then do they fail.
 //
 // A [TokenSource] mints at most once per cache window however many
 // connections open at once: a hit is one atomic load; concurrent misses
@@ -54,11 +77,15 @@
 //
 // Constructors fail with errors wrapping one of the sentinels
 // ([ErrInvalidCacheName], [ErrInvalidUser], [ErrNoRegion],
-// [ErrNoCredentials], [ErrInvalidEndpoint], [ErrCacheNameMismatch],
-// [ErrServerlessNeedsCluster], [ErrInvalidOptions]); minting fails with
-// the credentials provider's error wrapped, or [ErrCredentialsExpired];
-// [ErrClosed] after Close. A refused token reaches the caller as go-redis's
-// error for the command ("WRONGPASS invalid username-password pair or user
+// [ErrRegionMismatch], [ErrNoCredentials], [ErrInvalidEndpoint],
+// [ErrCacheNameMismatch], [ErrServerlessNeedsCluster], [ErrInvalidOptions],
+// [ErrInsecureTransport]); minting fails with the credentials provider's
+// error wrapped, or [ErrCredentialsExpired]; [ErrClosed] after Close. The
+// region comes from the endpoint name: a region set in Options.Region must
+// agree with it ([ErrRegionMismatch]), and a name whose region code this
+// package cannot decode (a region newer than it) needs Options.Region
+// ([ErrNoRegion]). A refused token reaches the caller as go-redis's error
+// for the command ("WRONGPASS invalid username-password pair or user
 // is disabled."), which usually means the role lacks elasticache:Connect on
 // the cache or the user, the user is not IAM-enabled, or the cache name or
 // region is wrong.

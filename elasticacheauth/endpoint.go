@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/irsakit/irsakit/internal/partition"
 )
 
 // EndpointKind says which of a cache's endpoints a host name is.
@@ -73,12 +75,6 @@ func (e Endpoint) Cluster() bool {
 	return e.Kind == KindConfiguration || e.Kind == KindServerless
 }
 
-const (
-	ecSuffix   = ".cache.amazonaws.com"
-	ecSuffixCN = ".cache.amazonaws.com.cn"
-	mdbSuffix  = ".amazonaws.com"
-)
-
 // ParseEndpoint parses an ElastiCache or MemoryDB endpoint name, with or
 // without ":port", and returns the cache name tokens must be signed for,
 // the kind of endpoint, whether it is serverless, and its region. Accepted
@@ -94,7 +90,9 @@ const (
 //	NAME-ID.serverless.RC.cache.amazonaws.com     serverless cache
 //	clustercfg.NAME.ID.memorydb.REGION.amazonaws.com   MemoryDB cluster
 //
-// and the same under .cache.amazonaws.com.cn (China).
+// and the same in every other partition the SDK knows (cache.amazonaws.com.cn,
+// cache.c2s.ic.gov, …, cache.amazonaws.eu): a region spelled in the name
+// must belong to the partition of its DNS suffix.
 func ParseEndpoint(endpoint string) (Endpoint, error) {
 	host, port := endpoint, 0
 	if h, p, err := net.SplitHostPort(endpoint); err == nil {
@@ -109,15 +107,17 @@ func ParseEndpoint(endpoint string) (Endpoint, error) {
 	bad := func(why string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("%w: %q is not an ElastiCache or MemoryDB endpoint name (%s); pass the cache name and region explicitly", ErrInvalidEndpoint, endpoint, why)
 	}
-	var rest string
-	switch {
-	case strings.HasSuffix(host, ecSuffixCN):
-		rest = strings.TrimSuffix(host, ecSuffixCN)
-	case strings.HasSuffix(host, ecSuffix):
-		rest = strings.TrimSuffix(host, ecSuffix)
-	case strings.HasSuffix(host, mdbSuffix) && strings.Contains(host, ".memorydb."):
-		return parseMemoryDB(e, strings.TrimSuffix(host, mdbSuffix), bad)
-	default:
+	rest, candidates, ok := partition.ServiceHost(host, "cache")
+	if !ok {
+		for _, p := range partition.All() {
+			if suffix := "." + p.DNSSuffix; strings.HasSuffix(host, suffix) && strings.Contains(host, ".memorydb.") {
+				candidates = append(candidates, p)
+				rest = strings.TrimSuffix(host, suffix)
+			}
+		}
+		if len(candidates) > 0 {
+			return parseMemoryDB(e, rest, candidates, bad)
+		}
 		return bad("unknown domain")
 	}
 	l := strings.Split(rest, ".")
@@ -169,10 +169,15 @@ func ParseEndpoint(endpoint string) (Endpoint, error) {
 		return bad("invalid cache name")
 	}
 	e.Region = decodeRegionCode(e.RegionCode)
+	if e.Region != "" {
+		if _, ok := partition.RegionIn(e.Region, candidates); !ok {
+			return bad(fmt.Sprintf("region %s is not in the partition of its domain", e.Region))
+		}
+	}
 	return e, nil
 }
 
-func parseMemoryDB(e Endpoint, rest string, bad func(string) (Endpoint, error)) (Endpoint, error) {
+func parseMemoryDB(e Endpoint, rest string, candidates []partition.Partition, bad func(string) (Endpoint, error)) (Endpoint, error) {
 	// clustercfg.NAME.ID.memorydb.REGION or NAME-0001-001.NAME.ID.memorydb.REGION
 	l := strings.Split(rest, ".")
 	if len(l) != 5 || l[3] != "memorydb" {
@@ -199,7 +204,7 @@ func parseMemoryDB(e Endpoint, rest string, bad func(string) (Endpoint, error)) 
 	if _, err := checkCacheName(e.CacheName); err != nil {
 		return bad("invalid cluster name")
 	}
-	if !validRegion(e.RegionCode) {
+	if _, ok := partition.RegionIn(e.RegionCode, candidates); !ok {
 		return bad("invalid region")
 	}
 	e.Region = e.RegionCode
@@ -241,7 +246,7 @@ var regionDirections = map[string]string{
 // "usgw1" into a region name; it returns "" when the code does not have the
 // AREA DIRECTION NUMBER shape.
 func decodeRegionCode(code string) string {
-	if validRegion(code) {
+	if partition.ValidRegion(code) {
 		return code // already a region name
 	}
 	i := len(code)
@@ -271,4 +276,28 @@ func decodeRegionCode(code string) string {
 		return ""
 	}
 	return area + "-" + gov + d + "-" + strconv.Itoa(n)
+}
+
+// clientRegion picks the region tokens for host are signed for: the one in
+// its endpoint name (which an explicit region must agree with), else the
+// explicit one, else fallback (the aws.Config's) when host is not an
+// endpoint name at all. An endpoint name whose region code cannot be
+// decoded needs the explicit region: guessing the aws.Config's would sign
+// every token for what may be the wrong region.
+func clientRegion(host string, ep Endpoint, epErr error, explicit, fallback string) (string, error) {
+	switch {
+	case epErr != nil && explicit != "":
+		return explicit, nil
+	case epErr != nil:
+		return fallback, nil
+	case ep.Region != "" && explicit != "" && explicit != ep.Region:
+		return "", fmt.Errorf("%w: %s is in %s but Options.Region (ClientOptions.Token) is %s; drop Options.Region or fix the endpoint",
+			ErrRegionMismatch, host, ep.Region, explicit)
+	case ep.Region != "":
+		return ep.Region, nil
+	case explicit == "":
+		return "", fmt.Errorf("%w: %s spells its region as %q, a code this package cannot decode; set Options.Region (ClientOptions.Token) to the cache's region, for example us-east-1",
+			ErrNoRegion, host, ep.RegionCode)
+	}
+	return explicit, nil
 }

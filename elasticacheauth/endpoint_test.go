@@ -37,6 +37,16 @@ func TestParseEndpoint(t *testing.T) {
 		{"master.orders.abc123.xx9.cache.amazonaws.com", "orders", elasticacheauth.KindPrimary, false, false, "xx9", "", 0},
 		{"clustercfg.mdb.abc123.memorydb.us-east-1.amazonaws.com:6379", "mdb", elasticacheauth.KindConfiguration, false, true, "us-east-1", "us-east-1", 6379},
 		{"mdb-0001-001.mdb.abc123.memorydb.eu-west-2.amazonaws.com", "mdb", elasticacheauth.KindNode, false, true, "eu-west-2", "eu-west-2", 0},
+		{"clustercfg.mdb.abc123.memorydb.us-gov-west-1.amazonaws.com", "mdb", elasticacheauth.KindConfiguration, false, true, "us-gov-west-1", "us-gov-west-1", 0},
+		{"clustercfg.mdb.abc123.memorydb.cn-north-1.amazonaws.com.cn", "mdb", elasticacheauth.KindConfiguration, false, true, "cn-north-1", "cn-north-1", 0},
+		// The other partitions: the region in the name, or an undecodable
+		// short code (then the caller gives the region).
+		{"master.orders.abc123.us-iso-east-1.cache.c2s.ic.gov", "orders", elasticacheauth.KindPrimary, false, false, "us-iso-east-1", "us-iso-east-1", 0},
+		{"master.orders.abc123.us-isob-east-1.cache.sc2s.sgov.gov", "orders", elasticacheauth.KindPrimary, false, false, "us-isob-east-1", "us-isob-east-1", 0},
+		{"master.orders.abc123.eu-isoe-west-1.cache.cloud.adc-e.uk", "orders", elasticacheauth.KindPrimary, false, false, "eu-isoe-west-1", "eu-isoe-west-1", 0},
+		{"master.orders.abc123.us-isof-south-1.cache.csp.hci.ic.gov", "orders", elasticacheauth.KindPrimary, false, false, "us-isof-south-1", "us-isof-south-1", 0},
+		{"sessions-x1.serverless.eusc-de-east-1.cache.amazonaws.eu", "sessions", elasticacheauth.KindServerless, true, false, "eusc-de-east-1", "eusc-de-east-1", 0},
+		{"clustercfg.mdb.abc123.memorydb.eusc-de-east-1.amazonaws.eu", "mdb", elasticacheauth.KindConfiguration, false, true, "eusc-de-east-1", "eusc-de-east-1", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -74,6 +84,10 @@ func TestParseEndpointRejects(t *testing.T) {
 		"master.or_ders!.abc123.use1.cache.amazonaws.com",
 		"clustercfg.mdb.abc123.memorydb.use1.amazonaws.com",
 		"master.orders.abc123.use1.cache.amazonaws.com.evil.example",
+		"master.orders.abc123.use1.cache.amazonaws.com.cn",            // aws region under the aws-cn suffix
+		"master.orders.abc123.us-east-1.cache.c2s.ic.gov",             // aws region under an aws-iso suffix
+		"clustercfg.mdb.abc123.memorydb.cn-north-1.amazonaws.com",     // China region outside aws-cn
+		"clustercfg.mdb.abc123.memorydb.eusc-de-east-1.amazonaws.com", // aws-eusc region under the aws suffix
 	} {
 		if e, err := elasticacheauth.ParseEndpoint(in); !errors.Is(err, elasticacheauth.ErrInvalidEndpoint) {
 			t.Errorf("ParseEndpoint(%q) = %+v, %v; want ErrInvalidEndpoint", in, e, err)

@@ -11,7 +11,9 @@ var (
 	ErrInvalidCacheName = errors.New("elasticacheauth: invalid cache name")
 	// ErrInvalidUser: the ElastiCache user id is empty or malformed.
 	ErrInvalidUser = errors.New("elasticacheauth: invalid user id")
-	// ErrNoRegion: no region was configured and none could be derived.
+	// ErrNoRegion: no region was configured and none could be derived
+	// (also: an endpoint name whose region code cannot be decoded, with no
+	// region configured).
 	ErrNoRegion = errors.New("elasticacheauth: no region")
 	// ErrNoCredentials: no credentials provider was given.
 	ErrNoCredentials = errors.New("elasticacheauth: no credentials provider")
@@ -30,6 +32,14 @@ var (
 	// ErrInvalidOptions: options contradict each other (e.g. MemoryDB and
 	// Serverless).
 	ErrInvalidOptions = errors.New("elasticacheauth: invalid options")
+	// ErrInsecureTransport: the client would send tokens without TLS, or
+	// over TLS that does not verify the server's certificate or allows
+	// versions below 1.2, without the opt-in (ClientOptions.DisableTLS,
+	// ClientOptions.AllowInsecureTLS). A token is a bearer credential.
+	ErrInsecureTransport = errors.New("elasticacheauth: token would travel without verified TLS")
+	// ErrRegionMismatch: the region configured differs from the one in the
+	// endpoint name, so every token would be refused.
+	ErrRegionMismatch = errors.New("elasticacheauth: region does not match the endpoint")
 	// ErrClosed: the TokenSource or StreamingCredentialsProvider is closed.
 	ErrClosed = errors.New("elasticacheauth: closed")
 )

@@ -2,7 +2,7 @@ package elasticacheauth_test
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -17,6 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/auth"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/elasticacheauth"
 	"github.com/irsakit/irsakit/internal/awstest/redisfront"
@@ -28,9 +30,7 @@ func trustFront(o *elasticacheauth.ClientOptions) { o.RootCAs = standalone.CertP
 func newClient(t *testing.T, addr, cache string, c aws.Config, optFns ...func(*elasticacheauth.ClientOptions)) *elasticacheauth.Client {
 	t.Helper()
 	rdb, err := elasticacheauth.NewClient(context.Background(), addr, cache, userID, c, append([]func(*elasticacheauth.ClientOptions){trustFront}, optFns...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }
@@ -38,53 +38,40 @@ func newClient(t *testing.T, addr, cache string, c aws.Config, optFns ...func(*e
 func TestClientRunsCommands(t *testing.T) {
 	ctx := context.Background()
 	rdb := newClient(t, standalone.Addr(), "orders", cfg)
-	if err := rdb.Set(ctx, "client-k", "v1", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := rdb.Get(ctx, "client-k").Result(); err != nil || v != "v1" {
-		t.Fatalf("GET = %q, %v", v, err)
-	}
+	require.NoError(t, rdb.Set(ctx, "client-k", "v1", 0).Err())
+	v, err := rdb.Get(ctx, "client-k").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "v1", v)
+	require.NoError(t, rdb.Del(ctx, "client-n").Err())
 	cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Incr(ctx, "client-n")
 		p.Incr(ctx, "client-n")
 		return nil
 	})
-	if err != nil || cmds[1].(*redis.IntCmd).Val() != 2 {
-		t.Fatalf("pipeline: %v", err)
-	}
-	if rdb.TokenSource().Mints() != 1 {
-		t.Fatalf("mints = %d", rdb.TokenSource().Mints())
-	}
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), cmds[1].(*redis.IntCmd).Val())
+	assert.Equal(t, int64(1), rdb.TokenSource().Mints())
 }
 
 func TestClusterClientRunsCommands(t *testing.T) {
 	ctx := context.Background()
 	rdb, err := elasticacheauth.NewClusterClient(ctx, cluster.Addrs()[0], "orders-cluster", userID, cfg, trustFront)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer rdb.Close()
 	before := cluster.Stats()
 	for i := 0; i < 100; i++ {
 		k := "cluster-k" + strconv.Itoa(i)
-		if err := rdb.Set(ctx, k, i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if v, err := rdb.Get(ctx, k).Int(); err != nil || v != i {
-			t.Fatalf("GET %s = %d, %v", k, v, err)
-		}
+		require.NoError(t, rdb.Set(ctx, k, i, 0).Err())
+		v, err := rdb.Get(ctx, k).Int()
+		require.NoError(t, err, "GET %s", k)
+		assert.Equal(t, i, v, "GET %s", k)
 	}
 	for i, f := range cluster.Fronts {
-		if f.Stats().AuthOK == 0 || f.Stats().Forwarded == 0 {
-			t.Errorf("front %d (%s) was not used: %+v", i, f.Addr(), f.Stats())
-		}
+		assert.True(t, f.Stats().AuthOK > 0 && f.Stats().Forwarded > 0, "front %d (%s) was not used: %+v", i, f.Addr(), f.Stats())
 	}
-	if after := cluster.Stats(); after.AuthFailed != before.AuthFailed {
-		t.Fatalf("auth failures: %v", after.Rejected)
-	}
-	if rdb.TokenSource().Mints() != 1 {
-		t.Fatalf("mints = %d for %d connections", rdb.TokenSource().Mints(), cluster.Stats().AuthOK-before.AuthOK)
-	}
+	after := cluster.Stats()
+	assert.Equal(t, before.AuthFailed, after.AuthFailed, "auth failures: %v", after.Rejected)
+	assert.Equal(t, int64(1), rdb.TokenSource().Mints(), "mints for %d connections", after.AuthOK-before.AuthOK)
 }
 
 func TestServerlessUsesResourceTypeAndClusterMode(t *testing.T) {
@@ -93,42 +80,31 @@ func TestServerlessUsesResourceTypeAndClusterMode(t *testing.T) {
 	serverlessOpt := func(o *elasticacheauth.ClientOptions) {
 		o.Token = func(to *elasticacheauth.Options) { to.Serverless = true }
 	}
-	if _, err := elasticacheauth.NewClient(ctx, f.Addr(), "sessions", userID, cfg, trustFront, serverlessOpt); !errors.Is(err, elasticacheauth.ErrServerlessNeedsCluster) {
-		t.Fatalf("NewClient for serverless: %v", err)
-	}
+	_, err := elasticacheauth.NewClient(ctx, f.Addr(), "sessions", userID, cfg, trustFront, serverlessOpt)
+	require.ErrorIs(t, err, elasticacheauth.ErrServerlessNeedsCluster)
 	rdb, err := elasticacheauth.NewClusterClient(ctx, f.Addr(), "sessions", userID, cfg, trustFront, serverlessOpt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer rdb.Close()
 	for i := 0; i < 20; i++ {
-		if err := rdb.Set(ctx, "sl-"+strconv.Itoa(i), i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, rdb.Set(ctx, "sl-"+strconv.Itoa(i), i, 0).Err())
 	}
 	tok, err := rdb.TokenSource().Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse("http://" + tok.Value())
-	if u.Query().Get("ResourceType") != "ServerlessCache" || !tok.Serverless() {
-		t.Fatal("serverless token without ResourceType=ServerlessCache")
-	}
+	require.NoError(t, err)
+	u, err := url.Parse("http://" + tok.Value())
+	require.NoError(t, err)
+	assert.Equal(t, "ServerlessCache", u.Query().Get("ResourceType"))
+	assert.True(t, tok.Serverless())
 	// The same cache refuses a token without it.
 	plain, err := elasticacheauth.NewClusterClient(ctx, f.Addr(), "sessions", userID, cfg, trustFront, func(o *elasticacheauth.ClientOptions) {
 		o.Cluster = func(co *redis.ClusterOptions) { co.MaxRetries = -1 }
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer plain.Close()
 	before := f.Stats().Rejected[redisfront.ReasonResourceType]
-	if err := plain.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
-		t.Fatalf("token without ResourceType: %v", err)
-	}
-	if f.Stats().Rejected[redisfront.ReasonResourceType] == before {
-		t.Fatal("the front did not refuse it for the resource type")
-	}
+	err = plain.Ping(ctx).Err()
+	require.Error(t, err, "token without ResourceType")
+	assert.Contains(t, err.Error(), "WRONGPASS")
+	assert.Greater(t, f.Stats().Rejected[redisfront.ReasonResourceType], before, "the front did not refuse it for the resource type")
 }
 
 func TestTLSIsTheDefault(t *testing.T) {
@@ -138,35 +114,24 @@ func TestTLSIsTheDefault(t *testing.T) {
 	rdb, err := elasticacheauth.NewClient(ctx, standalone.Addr(), "orders", userID, cfg, func(o *elasticacheauth.ClientOptions) {
 		o.Redis = func(ro *redis.Options) { ro.MaxRetries = -1 }
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer rdb.Close()
-	if rdb.Options().TLSConfig == nil || rdb.Options().TLSConfig.MinVersion < 0x0303 {
-		t.Fatal("no TLS 1.2+ configuration by default")
-	}
-	if err := rdb.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "certificate") {
-		t.Fatalf("PING to an untrusted certificate: %v", err)
-	}
+	require.NotNil(t, rdb.Options().TLSConfig, "no TLS configuration by default")
+	assert.GreaterOrEqual(t, rdb.Options().TLSConfig.MinVersion, uint16(tls.VersionTLS12))
+	err = rdb.Ping(ctx).Err()
+	require.Error(t, err, "PING to an untrusted certificate")
+	assert.Contains(t, err.Error(), "certificate")
 	// Plaintext only by explicit opt-out, and then the TLS front refuses.
 	plain := newClient(t, standalone.Addr(), "orders", cfg, func(o *elasticacheauth.ClientOptions) {
 		o.DisableTLS = true
 		o.Redis = func(ro *redis.Options) { ro.MaxRetries = -1; ro.ReadTimeout = 2 * time.Second }
 	})
-	if plain.Options().TLSConfig != nil {
-		t.Fatal("DisableTLS kept TLS")
-	}
-	if err := plain.Ping(ctx).Err(); err == nil {
-		t.Fatal("plaintext reached the TLS front")
-	}
+	assert.Nil(t, plain.Options().TLSConfig, "DisableTLS kept TLS")
+	assert.Error(t, plain.Ping(ctx).Err(), "plaintext reached the TLS front")
 	cc, err := elasticacheauth.NewClusterClient(ctx, cluster.Addrs()[0], "orders-cluster", userID, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer cc.Close()
-	if cc.Options().TLSConfig == nil {
-		t.Fatal("cluster client without TLS by default")
-	}
+	assert.NotNil(t, cc.Options().TLSConfig, "cluster client without TLS by default")
 }
 
 // otherRoleConfig is cfg with credentials of a role that has no
@@ -175,13 +140,9 @@ func otherRoleConfig(t *testing.T) aws.Config {
 	t.Helper()
 	role := "arn:aws:iam::111122223333:role/no-cache-access"
 	trust := []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)
-	if err := env.IAM.PutRole(role, trust, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, env.IAM.PutRole(role, trust, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)))
 	c, err := env.Registry.IssueSession(role, "other", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	out := cfg.Copy()
 	out.Credentials = static(aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, CanExpire: true, Expires: c.Expires})
 	return out
@@ -223,9 +184,7 @@ func TestBadTokensAreRefusedThroughTheClient(t *testing.T) {
 					cc, err := elasticacheauth.NewClusterClient(ctx, standalone.Addr(), tc.cache, userID, c, trustFront, opts, func(o *elasticacheauth.ClientOptions) {
 						o.Cluster = func(co *redis.ClusterOptions) { co.MaxRetries = -1 }
 					})
-					if err != nil {
-						t.Fatal(err)
-					}
+					require.NoError(t, err)
 					defer cc.Close()
 					rdb = cc
 				}
@@ -235,12 +194,9 @@ func TestBadTokensAreRefusedThroughTheClient(t *testing.T) {
 			}
 			before := standalone.Stats().Rejected[tc.reason]
 			err := rdb.Ping(ctx).Err()
-			if err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
-				t.Fatalf("PING = %v, want WRONGPASS", err)
-			}
-			if standalone.Stats().Rejected[tc.reason] == before {
-				t.Fatalf("not refused for %q: %v", tc.reason, standalone.Stats().Rejected)
-			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "WRONGPASS")
+			assert.Greater(t, standalone.Stats().Rejected[tc.reason], before, "not refused for %q: %v", tc.reason, standalone.Stats().Rejected)
 		})
 	}
 }
@@ -263,9 +219,7 @@ func (s *switchingCreds) Retrieve(context.Context) (aws.Credentials, error) {
 func issue(t *testing.T) aws.Credentials {
 	t.Helper()
 	c, err := env.Registry.IssueSession(env.RoleARN, "switch", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, CanExpire: true, Expires: c.Expires}
 }
 
@@ -279,9 +233,7 @@ func TestWrongPassMintsAFreshTokenForTheNextAttempt(t *testing.T) {
 			rdb := newClient(t, cutFrontless(), "orders", c, func(o *elasticacheauth.ClientOptions) {
 				o.DisableReauth = !reauth
 			})
-			if err := rdb.Ping(ctx).Err(); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, rdb.Ping(ctx).Err())
 			// Credentials A are revoked; the live connections go (failover).
 			env.Registry.Revoke(sw.a.AccessKeyID)
 			sw.switched.Store(true)
@@ -290,18 +242,13 @@ func TestWrongPassMintsAFreshTokenForTheNextAttempt(t *testing.T) {
 			// new one, which presents the cached token signed with A:
 			// refused...
 			err := rdb.Ping(ctx).Err()
-			if err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
-				t.Fatalf("PING with the revoked key's token: %v", err)
-			}
+			require.Error(t, err, "PING with the revoked key's token")
+			assert.Contains(t, err.Error(), "WRONGPASS")
 			// ... and the attempt after it uses a fresh token, signed with B.
 			for i := 0; i < 3; i++ {
-				if err := rdb.Ping(ctx).Err(); err != nil {
-					t.Fatalf("PING %d after WRONGPASS: %v", i, err)
-				}
+				require.NoError(t, rdb.Ping(ctx).Err(), "PING %d after WRONGPASS", i)
 			}
-			if m := rdb.TokenSource().Mints(); m != 2 {
-				t.Fatalf("mints = %d, want 2 (no loop, no mint per command)", m)
-			}
+			assert.Equal(t, int64(2), rdb.TokenSource().Mints(), "no loop, no mint per command")
 		})
 	}
 }
@@ -327,12 +274,8 @@ func TestConnectionStormMintsOnce(t *testing.T) {
 		for _, c := range conns {
 			c.Close()
 		}
-		if got := standalone.Stats().AuthOK - before.AuthOK; got != n {
-			t.Fatalf("%d connections authenticated, want %d", got, n)
-		}
-		if src.Mints() != 1 {
-			t.Fatalf("%d concurrent new connections minted %d tokens, want 1", n, src.Mints())
-		}
+		assert.Equal(t, int64(n), standalone.Stats().AuthOK-before.AuthOK, "connections authenticated")
+		assert.Equal(t, int64(1), src.Mints(), "%d concurrent new connections", n)
 	})
 	t.Run("StreamingCredentialsProvider", func(t *testing.T) {
 		src := stormSource(t)
@@ -360,18 +303,11 @@ func TestConnectionStormMintsOnce(t *testing.T) {
 		close(start)
 		wg.Wait()
 		conns := int64(rdb.PoolStats().TotalConns)
-		if failed.Load() > 0 {
-			t.Fatalf("%d commands failed", failed.Load())
-		}
-		if got := standalone.Stats().AuthOK - before.AuthOK; got != conns || conns < n/2 {
-			t.Fatalf("%d connections authenticated, pool holds %d", got, conns)
-		}
-		if scp.Listeners() != int(conns) {
-			t.Fatalf("%d listeners for %d connections", scp.Listeners(), conns)
-		}
-		if src.Mints() != 1 {
-			t.Fatalf("%d concurrent new connections minted %d tokens, want 1", conns, src.Mints())
-		}
+		require.Zero(t, failed.Load(), "commands failed")
+		assert.GreaterOrEqual(t, conns, int64(n/2), "connections in the pool")
+		assert.Equal(t, conns, standalone.Stats().AuthOK-before.AuthOK, "connections authenticated vs pool")
+		assert.Equal(t, int(conns), scp.Listeners(), "listeners per connection")
+		assert.Equal(t, int64(1), src.Mints(), "%d concurrent new connections", conns)
 		t.Logf("%d connections, %d mint", conns, src.Mints())
 	})
 }
@@ -379,9 +315,7 @@ func TestConnectionStormMintsOnce(t *testing.T) {
 func stormSource(t testing.TB) *elasticacheauth.TokenSource {
 	t.Helper()
 	src, err := elasticacheauth.NewTokenSource("orders", userID, cfg.Credentials, func(o *elasticacheauth.Options) { o.Region = env.Region })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	return src
 }
@@ -414,29 +348,19 @@ func TestWatchAndConnWithStreamingCredentials(t *testing.T) {
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Set(ctx, "watched", n+1, 0); return nil })
 			return err
 		}, "watched")
-		if err != nil {
-			t.Fatalf("Watch (streaming=%v): %v", reauth, err)
-		}
+		require.NoError(t, err, "Watch (streaming=%v)", reauth)
 		c := rdb.Conn()
-		if err := c.Ping(ctx).Err(); err != nil {
-			t.Fatalf("Conn (streaming=%v): %v", reauth, err)
-		}
-		c.Close()
+		assert.NoError(t, c.Ping(ctx).Err(), "Conn (streaming=%v)", reauth)
+		assert.NoError(t, c.Close())
 	}
 	cc, err := elasticacheauth.NewClusterClient(ctx, cluster.Addrs()[0], "orders-cluster", userID, cfg, trustFront)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer cc.Close()
-	if err := cc.Watch(ctx, func(tx *redis.Tx) error {
+	require.NoError(t, cc.Watch(ctx, func(tx *redis.Tx) error {
 		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Incr(ctx, "cwatched"); return nil })
 		return err
-	}, "cwatched"); err != nil {
-		t.Fatalf("cluster Watch: %v", err)
-	}
-	if cc.TokenSource().Mints() != 1 {
-		t.Fatalf("mints = %d", cc.TokenSource().Mints())
-	}
+	}, "cwatched"), "cluster Watch")
+	assert.Equal(t, int64(1), cc.TokenSource().Mints())
 }
 
 // storm opens n connections at once (each its own, held until returned)
@@ -456,16 +380,14 @@ func storm(t testing.TB, ctx context.Context, rdb *redis.Client, n int) []*redis
 			conns[i] = c
 			if err := c.Ping(ctx).Err(); err != nil {
 				if failed.Add(1) == 1 {
-					t.Errorf("PING: %v", err)
+					assert.NoError(t, err, "PING")
 				}
 			}
 		}()
 	}
 	close(start)
 	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d of %d connections failed", failed.Load(), n)
-	}
+	require.Zero(t, failed.Load(), "connections failed of %d", n)
 	return conns
 }
 
@@ -527,9 +449,7 @@ func TestReauthKeepsConnectionsAcrossLifeCuts(t *testing.T) {
 	}
 	wg.Wait()
 	after := cutFront.Stats()
-	if len(failures) > 0 {
-		t.Fatalf("%d of %d commands failed across connection-life cuts; first: %v", len(failures), int64(len(failures))+ok.Load(), failures[0])
-	}
+	require.Empty(t, failures, "commands failed across connection-life cuts (of %d)", int64(len(failures))+ok.Load())
 	var longest time.Duration
 	for _, s := range clients {
 		if d := s.last.Sub(s.first); d > longest {
@@ -539,18 +459,12 @@ func TestReauthKeepsConnectionsAcrossLifeCuts(t *testing.T) {
 	t.Logf("%d commands, %d server connections seen, longest-lived %v (life %v), %d re-auths, %d refused, %d pushes, %d connections cut, %d mints",
 		ok.Load(), len(clients), longest.Round(time.Millisecond), cutLife, after.Reauths-before.Reauths, after.AuthFailed-before.AuthFailed,
 		rdb.StreamingCredentialsProvider().Pushes(), after.Cuts-before.Cuts, rdb.TokenSource().Mints())
-	if after.AuthFailed != before.AuthFailed {
-		t.Fatalf("the front refused %d authentications", after.AuthFailed-before.AuthFailed)
-	}
-	if after.Reauths == before.Reauths {
-		t.Fatal("no connection was re-authenticated")
-	}
+	assert.Equal(t, before.AuthFailed, after.AuthFailed, "the front refused authentications")
+	assert.Greater(t, after.Reauths, before.Reauths, "no connection was re-authenticated")
 	// A connection seen over more than its life was re-authenticated: the
 	// front cuts it at the end of the life that its last authentication
 	// started, and it was first seen after its first authentication.
-	if longest <= cutLife+cutLife/10 {
-		t.Fatalf("no connection outlived its life (longest %v): re-authentication did not extend them", longest)
-	}
+	assert.Greater(t, longest, cutLife+cutLife/10, "no connection outlived its life: re-authentication did not extend them")
 }
 
 func TestWithoutReauthConnectionsAreCut(t *testing.T) {
@@ -567,69 +481,47 @@ func TestWithoutReauthConnectionsAreCut(t *testing.T) {
 		err = rdb.Incr(ctx, "no-reauth").Err()
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err == nil {
-		t.Fatal("the connection outlived its life without re-authentication")
-	}
+	assert.Error(t, err, "the connection outlived its life without re-authentication")
 }
 
 func TestStreamingProviderSubscribeIsIdempotent(t *testing.T) {
 	w := newFakeWorld(t)
 	src := newSource(t, w, static(w.creds(t, time.Hour)))
-	p := elasticacheauth.NewStreamingCredentialsProvider(src, func(o *elasticacheauth.StreamingOptions) {
+	p := elasticacheauth.NewStreamingCredentialsProvider(src, elasticacheauth.StreamingClock(w.clk), func(o *elasticacheauth.StreamingOptions) {
 		o.Interval = time.Minute
-		o.Clock = w.clk
 	})
 	defer p.Close()
 	l := &countingListener{}
 	c1, unsub1, err := p.Subscribe(l)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, unsub2, err := p.Subscribe(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u, pw := c1.BasicAuth(); u != userID || !strings.HasPrefix(pw, "orders/?") {
-		t.Fatalf("credentials for %q", u)
-	}
-	if p.Listeners() != 1 {
-		t.Fatalf("%d listeners after subscribing one twice", p.Listeners())
-	}
+	require.NoError(t, err)
+	u, pw := c1.BasicAuth()
+	assert.Equal(t, userID, u)
+	assert.True(t, strings.HasPrefix(pw, "orders/?"), "password is a token for orders")
+	assert.Equal(t, 1, p.Listeners(), "listeners after subscribing one twice")
 	w.clk.Advance(time.Minute)
-	if l.next.Load() != 1 {
-		t.Fatalf("%d notifications per push, want 1", l.next.Load())
-	}
-	if err := unsub2(); err != nil {
-		t.Fatal(err)
-	}
-	if err := unsub1(); err != nil { // a no-op now
-		t.Fatal(err)
-	}
+	assert.Equal(t, int64(1), l.next.Load(), "notifications per push")
+	require.NoError(t, unsub2())
+	require.NoError(t, unsub1()) // a no-op now
 	w.clk.Advance(time.Minute)
-	if l.next.Load() != 1 || p.Listeners() != 0 {
-		t.Fatalf("notified after unsubscribing (%d, %d listeners)", l.next.Load(), p.Listeners())
-	}
+	assert.Equal(t, int64(1), l.next.Load(), "notified after unsubscribing")
+	assert.Zero(t, p.Listeners())
 	// Re-subscribing works, and an old unsubscribe does not end the new one.
-	if _, _, err := p.Subscribe(l); err != nil {
-		t.Fatal(err)
-	}
-	unsub1()
+	_, _, err = p.Subscribe(l)
+	require.NoError(t, err)
+	require.NoError(t, unsub1())
 	w.clk.Advance(time.Minute)
-	if l.next.Load() != 2 {
-		t.Fatalf("re-subscribed listener got %d notifications, want 2", l.next.Load())
-	}
+	assert.Equal(t, int64(2), l.next.Load(), "re-subscribed listener's notifications")
 	// The pushed credentials print redacted.
-	if s := l.lastString.Load(); s == nil || strings.Contains(*s, "X-Amz-Signature") {
-		t.Fatalf("credentials print as %v", s)
-	}
-	p.Close()
-	if _, _, err := p.Subscribe(&countingListener{}); !errors.Is(err, elasticacheauth.ErrClosed) {
-		t.Fatalf("Subscribe after Close: %v", err)
-	}
+	s := l.lastString.Load()
+	require.NotNil(t, s)
+	assert.NotContains(t, *s, "X-Amz-Signature", "credentials print their token")
+	require.NoError(t, p.Close())
+	_, _, err = p.Subscribe(&countingListener{})
+	assert.ErrorIs(t, err, elasticacheauth.ErrClosed, "Subscribe after Close")
 	w.clk.Advance(time.Hour)
-	if l.next.Load() != 2 {
-		t.Fatal("pushed after Close")
-	}
+	assert.Equal(t, int64(2), l.next.Load(), "pushed after Close")
 }
 
 type countingListener struct {
@@ -648,19 +540,13 @@ func TestEndToEndThroughTheSDKEnvironmentChain(t *testing.T) {
 	env.Setenv(t)
 	ctx := context.Background()
 	sdkCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	before := env.STS.Calls("AssumeRoleWithWebIdentity")
 	rdb := newClient(t, standalone.Addr(), "orders", sdkCfg)
 	for i := 0; i < 10; i++ {
-		if err := rdb.Set(ctx, "e2e", i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, rdb.Set(ctx, "e2e", i, 0).Err())
 	}
-	if got := env.STS.Calls("AssumeRoleWithWebIdentity") - before; got != 1 {
-		t.Fatalf("%d STS calls, want 1", got)
-	}
+	assert.Equal(t, int64(1), env.STS.Calls("AssumeRoleWithWebIdentity")-before, "STS calls")
 }
 
 func TestClientArguments(t *testing.T) {
@@ -679,19 +565,15 @@ func TestClientArguments(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := elasticacheauth.NewClient(ctx, tc.addr, tc.cache, userID, tc.c)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
-			}
+			assert.ErrorIs(t, err, tc.want)
 		})
 	}
 	// An endpoint name gives the cache name, region and serverless flag.
 	rdb, err := elasticacheauth.NewClusterClient(ctx, "sessions-x1y2z3.serverless.euw1.cache.amazonaws.com:6379", "", userID, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer rdb.Close()
 	src := rdb.TokenSource()
-	if src.CacheName() != "sessions" || src.Region() != "eu-west-1" || !src.Serverless() {
-		t.Fatalf("derived %s %s serverless=%v", src.CacheName(), src.Region(), src.Serverless())
-	}
+	assert.Equal(t, "sessions", src.CacheName())
+	assert.Equal(t, "eu-west-1", src.Region())
+	assert.True(t, src.Serverless())
 }

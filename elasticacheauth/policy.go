@@ -1,9 +1,11 @@
 package elasticacheauth
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/irsakit/irsakit/internal/partition"
+	"github.com/irsakit/irsakit/internal/policydoc"
 )
 
 // PolicyOptions configure Policy.
@@ -13,6 +15,10 @@ type PolicyOptions struct {
 	Serverless bool
 	// MemoryDB: the policy is for a MemoryDB cluster (memorydb:Connect).
 	MemoryDB bool
+	// Partition of the ARNs (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b,
+	// aws-iso-e, aws-iso-f, aws-eusc). Default: the region's; when set, it
+	// must be the region's.
+	Partition string
 }
 
 // Policy returns the least-privilege identity policy (JSON) that lets a
@@ -28,6 +34,19 @@ type PolicyOptions struct {
 //
 // cacheName is the replication group id or serverless cache name, not an
 // endpoint host.
+//
+// The IAM policy is half of the access control; the cache's RBAC user group
+// is the other. Least privilege there means: the IAM-authenticated user
+// (authentication mode iam, user id = user name) with an access string that
+// allows only the commands and keys the application uses (for example
+// "on ~app:* -@all +@read +@write +@connection" rather than
+// "on ~* +@all"), and a user group that does NOT hold the built-in
+// "default" user, which has no password and would let any client in
+// without a token. A user group must contain a user named "default": create
+// a disabled one (aws elasticache create-user --user-id app-default
+// --user-name default --engine redis --access-string "off -@all"
+// --no-password-required) and put it in the group
+// instead of the built-in one.
 func Policy(region, account, cacheName string, userIDs []string, optFns ...func(*PolicyOptions)) ([]byte, error) {
 	var o PolicyOptions
 	for _, fn := range optFns {
@@ -36,11 +55,15 @@ func Policy(region, account, cacheName string, userIDs []string, optFns ...func(
 	if o.Serverless && o.MemoryDB {
 		return nil, fmt.Errorf("%w: MemoryDB has no serverless caches", ErrInvalidOptions)
 	}
-	if !validRegion(region) {
-		return nil, fmt.Errorf("%w: region %q is not a region name like us-east-1", ErrNoRegion, region)
+	if !partition.ValidRegion(region) {
+		return nil, fmt.Errorf("%w: %s", ErrNoRegion, partition.RegionError("region", region))
 	}
-	if len(account) != 12 || strings.Trim(account, "0123456789") != "" {
-		return nil, fmt.Errorf("elasticacheauth: account %q is not a 12-digit AWS account id", account)
+	p, err := partition.Resolve(o.Partition, region)
+	if err != nil {
+		return nil, fmt.Errorf("%w: PolicyOptions.Partition: %v", ErrInvalidOptions, err)
+	}
+	if !partition.ValidAccount(account) {
+		return nil, fmt.Errorf("elasticacheauth: %s", partition.AccountError("account", account))
 	}
 	name, err := checkCacheName(cacheName)
 	if err != nil {
@@ -48,13 +71,6 @@ func Policy(region, account, cacheName string, userIDs []string, optFns ...func(
 	}
 	if len(userIDs) == 0 {
 		return nil, fmt.Errorf("%w: no user id", ErrInvalidUser)
-	}
-	partition := "aws"
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		partition = "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		partition = "aws-us-gov"
 	}
 	service, kind, action := "elasticache", "replicationgroup", "elasticache:Connect"
 	switch {
@@ -68,7 +84,7 @@ func Policy(region, account, cacheName string, userIDs []string, optFns ...func(
 	if o.MemoryDB {
 		sep = "/"
 	}
-	resources := []string{fmt.Sprintf("arn:%s:%s:%s:%s:%s%s%s", partition, service, region, account, kind, sep, name)}
+	resources := policydoc.List{fmt.Sprintf("arn:%s:%s:%s:%s:%s%s%s", p.ID, service, region, account, kind, sep, name)}
 	seen := map[string]bool{}
 	for _, u := range userIDs {
 		if err := checkUser(u); err != nil {
@@ -81,25 +97,12 @@ func Policy(region, account, cacheName string, userIDs []string, optFns ...func(
 			continue
 		}
 		seen[u] = true
-		resources = append(resources, fmt.Sprintf("arn:%s:%s:%s:%s:user%s%s", partition, service, region, account, sep, u))
+		resources = append(resources, fmt.Sprintf("arn:%s:%s:%s:%s:user%s%s", p.ID, service, region, account, sep, u))
 	}
-	type statement struct {
-		Sid      string   `json:"Sid"`
-		Effect   string   `json:"Effect"`
-		Action   string   `json:"Action"`
-		Resource []string `json:"Resource"`
-	}
-	doc := struct {
-		Version   string      `json:"Version"`
-		Statement []statement `json:"Statement"`
-	}{
-		Version: "2012-10-17",
-		Statement: []statement{{
-			Sid:      "ElastiCacheIAMConnect",
-			Effect:   "Allow",
-			Action:   action,
-			Resource: resources,
-		}},
-	}
-	return json.MarshalIndent(doc, "", "  ")
+	return policydoc.Marshal(policydoc.New(policydoc.Statement{
+		Sid:      "ElastiCacheIAMConnect",
+		Effect:   "Allow",
+		Action:   policydoc.List{action},
+		Resource: resources,
+	}))
 }

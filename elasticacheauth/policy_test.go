@@ -4,6 +4,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/irsakit/irsakit/elasticacheauth"
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/redisfront"
@@ -45,6 +48,33 @@ func TestPolicyAllowsExactlyTheUser(t *testing.T) {
 			t.Fatal("policy allows the other cache kind")
 		}
 	}
+}
+
+// Every partition the SDK knows, derived from the region or given.
+func TestPolicyPartitions(t *testing.T) {
+	for _, c := range []struct{ region, partition string }{
+		{"us-east-1", "aws"}, {"cn-north-1", "aws-cn"}, {"us-gov-west-1", "aws-us-gov"},
+		{"us-iso-east-1", "aws-iso"}, {"us-isob-east-1", "aws-iso-b"}, {"eu-isoe-west-1", "aws-iso-e"},
+		{"us-isof-south-1", "aws-iso-f"}, {"eusc-de-east-1", "aws-eusc"},
+	} {
+		t.Run(c.partition, func(t *testing.T) {
+			for _, explicit := range []string{"", c.partition} {
+				doc, err := elasticacheauth.Policy(c.region, "111122223333", "orders", []string{"app"},
+					func(o *elasticacheauth.PolicyOptions) { o.Partition = explicit })
+				require.NoError(t, err)
+				i := iam.New("111122223333")
+				role := "arn:aws:iam::111122223333:role/app"
+				require.NoError(t, i.PutRole(role, []byte(policyTrust), doc))
+				prefix := "arn:" + c.partition + ":elasticache:" + c.region + ":111122223333:"
+				assert.True(t, i.Authorize(role, "elasticache:Connect", prefix+"replicationgroup:orders"), "%s", doc)
+				assert.True(t, i.Authorize(role, "elasticache:Connect", prefix+"user:app"), "%s", doc)
+			}
+		})
+	}
+	_, err := elasticacheauth.Policy("us-east-1", "111122223333", "orders", []string{"app"},
+		func(o *elasticacheauth.PolicyOptions) { o.Partition = "aws-us-gov" })
+	require.ErrorIs(t, err, elasticacheauth.ErrInvalidOptions)
+	assert.Contains(t, err.Error(), "us-east-1 is in partition aws, not aws-us-gov")
 }
 
 func TestPolicyRejectsBadInput(t *testing.T) {

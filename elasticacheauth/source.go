@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/irsakit/irsakit/internal/clock"
+	"github.com/irsakit/irsakit/internal/partition"
 	"github.com/irsakit/irsakit/internal/presign"
 	"github.com/irsakit/irsakit/internal/tokencache"
 )
@@ -113,8 +114,8 @@ func NewTokenSource(cacheName, userID string, creds aws.CredentialsProvider, opt
 	if o.Region == "" {
 		return nil, fmt.Errorf("%w: set Options.Region to the cache's region (for example us-east-1)", ErrNoRegion)
 	}
-	if !validRegion(o.Region) {
-		return nil, fmt.Errorf("%w: %q is not a region name (for example us-east-1)", ErrNoRegion, o.Region)
+	if !partition.ValidRegion(o.Region) {
+		return nil, fmt.Errorf("%w: Options.Region: %s", ErrNoRegion, partition.RegionError("region", o.Region))
 	}
 	if o.MemoryDB && o.Serverless {
 		return nil, fmt.Errorf("%w: MemoryDB has no serverless caches", ErrInvalidOptions)
@@ -183,21 +184,6 @@ func checkUser(user string) error {
 		}
 	}
 	return nil
-}
-
-// validRegion accepts region names: lower-case letters, digits and '-',
-// with at least two '-' separated parts.
-func validRegion(r string) bool {
-	if len(r) < 4 || len(r) > 32 || !strings.Contains(r, "-") || r[0] == '-' || r[len(r)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(r); i++ {
-		c := r[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // CacheName returns the (lower-case) cache name tokens are signed for.

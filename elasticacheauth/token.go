@@ -115,3 +115,76 @@ var (
 	_ fmt.Formatter  = Token{}
 	_ slog.LogValuer = Token{}
 )
+
+// String describes a TokenSource by the user and cache it mints for. A
+// TokenSource prints as this under every fmt verb and in slog, never as
+// its fields: it holds the credentials provider it signs with, which for
+// static credentials is the keys themselves, and its cached tokens.
+func (s *TokenSource) String() string {
+	if s == nil {
+		return "elasticacheauth.TokenSource(nil)"
+	}
+	return "elasticacheauth.TokenSource(" + s.UserID() + "@" + s.CacheName() + " " + s.Region() + ")"
+}
+
+// GoString returns the description for %#v.
+func (s *TokenSource) GoString() string { return s.String() }
+
+// Format writes the description for every verb and flag.
+func (s *TokenSource) Format(f fmt.State, verb rune) { writeRedacted(f, verb, s.String()) }
+
+// LogValue implements slog.LogValuer with the user, cache and region.
+func (s *TokenSource) LogValue() slog.Value {
+	if s == nil {
+		return slog.StringValue("nil")
+	}
+	return slog.GroupValue(
+		slog.String("user", s.UserID()),
+		slog.String("cache", s.CacheName()),
+		slog.String("region", s.Region()),
+	)
+}
+
+// String describes a StreamingCredentialsProvider by its TokenSource, and
+// it prints as this under every fmt verb and in slog: its fields lead to
+// the TokenSource's credentials and to the tokens it pushed.
+func (p *StreamingCredentialsProvider) String() string {
+	if p == nil {
+		return "elasticacheauth.StreamingCredentialsProvider(nil)"
+	}
+	return "elasticacheauth.StreamingCredentialsProvider(" + p.src.String() + ")"
+}
+
+// GoString returns the description for %#v.
+func (p *StreamingCredentialsProvider) GoString() string { return p.String() }
+
+// Format writes the description for every verb and flag.
+func (p *StreamingCredentialsProvider) Format(f fmt.State, verb rune) {
+	writeRedacted(f, verb, p.String())
+}
+
+// LogValue implements slog.LogValuer with the TokenSource's description.
+func (p *StreamingCredentialsProvider) LogValue() slog.Value {
+	if p == nil {
+		return slog.StringValue("nil")
+	}
+	return p.src.LogValue()
+}
+
+func writeRedacted(f fmt.State, verb rune, s string) {
+	if verb == 'q' {
+		s = strconv.Quote(s)
+	}
+	_, _ = f.Write([]byte(s))
+}
+
+var (
+	_ fmt.Stringer   = (*TokenSource)(nil)
+	_ fmt.GoStringer = (*TokenSource)(nil)
+	_ fmt.Formatter  = (*TokenSource)(nil)
+	_ slog.LogValuer = (*TokenSource)(nil)
+	_ fmt.Stringer   = (*StreamingCredentialsProvider)(nil)
+	_ fmt.GoStringer = (*StreamingCredentialsProvider)(nil)
+	_ fmt.Formatter  = (*StreamingCredentialsProvider)(nil)
+	_ slog.LogValuer = (*StreamingCredentialsProvider)(nil)
+)

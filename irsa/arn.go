@@ -3,73 +3,36 @@ package irsa
 import (
 	"fmt"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
+	"github.com/irsakit/irsakit/internal/partition"
 )
 
-// ARN is a parsed Amazon Resource Name.
-type ARN struct {
-	Partition string // aws, aws-cn or aws-us-gov
-	Service   string
-	Region    string
-	AccountID string
-	Resource  string
-}
-
-// String reassembles the ARN.
-func (a ARN) String() string {
-	return "arn:" + a.Partition + ":" + a.Service + ":" + a.Region + ":" + a.AccountID + ":" + a.Resource
-}
-
-var partitions = map[string]bool{"aws": true, "aws-cn": true, "aws-us-gov": true}
-
-// ParseARN parses s as an ARN in the aws, aws-cn or aws-us-gov partition.
-func ParseARN(s string) (ARN, error) {
-	p := strings.SplitN(s, ":", 6)
-	if len(p) != 6 || p[0] != "arn" {
-		return ARN{}, fmt.Errorf("irsa: %q is not an ARN: want arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE", s)
-	}
-	a := ARN{Partition: p[1], Service: p[2], Region: p[3], AccountID: p[4], Resource: p[5]}
-	if !partitions[a.Partition] {
-		return ARN{}, fmt.Errorf("irsa: ARN %q: unknown partition %q (want aws, aws-cn or aws-us-gov)", s, a.Partition)
-	}
-	if a.Service == "" || a.Resource == "" {
-		return ARN{}, fmt.Errorf("irsa: ARN %q: service and resource must not be empty", s)
-	}
-	if a.AccountID != "" && !isAccountID(a.AccountID) {
-		return ARN{}, fmt.Errorf("irsa: ARN %q: account %q must be 12 digits", s, a.AccountID)
-	}
-	return a, nil
-}
-
-// ParseRoleARN parses an IAM role ARN (arn:aws:iam::123456789012:role/NAME,
-// paths allowed) and returns the ARN and the role name.
-func ParseRoleARN(s string) (ARN, string, error) {
-	a, err := ParseARN(s)
+// ParseRoleARN parses an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME,
+// paths allowed) and returns it and the role name. Parsing is the SDK's
+// [arn.Parse]; on top of it the partition must be one the SDK knows (aws,
+// aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc),
+// the account 12 digits and the name one IAM allows.
+func ParseRoleARN(s string) (arn.ARN, string, error) {
+	a, err := arn.Parse(s)
 	if err != nil {
-		return ARN{}, "", err
+		return arn.ARN{}, "", fmt.Errorf("irsa: %q is not an ARN: want arn:PARTITION:iam::ACCOUNT:role/NAME", s)
+	}
+	if _, ok := partition.Lookup(a.Partition); !ok {
+		return arn.ARN{}, "", fmt.Errorf("irsa: ARN %q: unknown partition %q (want one of %s)", s, a.Partition, partition.IDs())
 	}
 	if a.Service != "iam" || a.Region != "" || !strings.HasPrefix(a.Resource, "role/") {
-		return ARN{}, "", fmt.Errorf("irsa: %q is not an IAM role ARN: want arn:%s:iam::ACCOUNT:role/NAME", s, a.Partition)
+		return arn.ARN{}, "", fmt.Errorf("irsa: %q is not an IAM role ARN: want arn:%s:iam::ACCOUNT:role/NAME", s, a.Partition)
 	}
-	if a.AccountID == "" {
-		return ARN{}, "", fmt.Errorf("irsa: role ARN %q has no account id", s)
+	if !partition.ValidAccount(a.AccountID) {
+		return arn.ARN{}, "", fmt.Errorf("irsa: role ARN %q: account %q must be 12 digits", s, a.AccountID)
 	}
 	name := a.Resource[strings.LastIndex(a.Resource, "/")+1:]
 	if name == "" || len(name) > 64 || !validChars(name, "+=,.@_-") {
-		return ARN{}, "", fmt.Errorf("irsa: role ARN %q: role name %q must be 1-64 characters of letters, digits and +=,.@_-", s, name)
+		return arn.ARN{}, "", fmt.Errorf("irsa: role ARN %q: role name %q must be 1-64 characters of letters, digits and +=,.@_-", s, name)
 	}
 	return a, name, nil
-}
-
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func validChars(s, extra string) bool {

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/irsakit/irsakit/irsa"
 )
 
@@ -12,18 +15,26 @@ func TestParseRoleARN(t *testing.T) {
 		"arn:aws:iam::111122223333:role/app":                  "app",
 		"arn:aws-cn:iam::111122223333:role/path/to/app":       "app",
 		"arn:aws-us-gov:iam::111122223333:role/a.b+c=d,e@f-g": "a.b+c=d,e@f-g",
+		"arn:aws-iso:iam::111122223333:role/app":              "app",
+		"arn:aws-iso-b:iam::111122223333:role/app":            "app",
+		"arn:aws-iso-e:iam::111122223333:role/app":            "app",
+		"arn:aws-iso-f:iam::111122223333:role/app":            "app",
+		"arn:aws-eusc:iam::111122223333:role/eks/app":         "app",
 	}
 	for in, name := range good {
-		a, n, err := irsa.ParseRoleARN(in)
-		if err != nil || n != name || a.String() != in {
-			t.Errorf("ParseRoleARN(%q) = %v %q %v", in, a, n, err)
-		}
+		t.Run(in, func(t *testing.T) {
+			a, n, err := irsa.ParseRoleARN(in)
+			require.NoError(t, err)
+			assert.Equal(t, name, n)
+			assert.Equal(t, in, a.String())
+		})
 	}
 	bad := map[string]string{
 		"":                                          "not an ARN",
 		"arn:aws:iam::111122223333":                 "not an ARN",
-		"arn:aws-iso:iam::111122223333:role/x":      "unknown partition",
+		"arn:aws-moon:iam::111122223333:role/x":     "unknown partition",
 		"arn:aws:iam::11112222333:role/x":           "12 digits",
+		"arn:aws:iam:::role/x":                      "12 digits",
 		"arn:aws:iam::111122223333:user/x":          "not an IAM role ARN",
 		"arn:aws:sts::111122223333:role/x":          "not an IAM role ARN",
 		"arn:aws:iam:us-east-1:111122223333:role/x": "not an IAM role ARN",
@@ -31,29 +42,29 @@ func TestParseRoleARN(t *testing.T) {
 		"arn:aws:iam::111122223333:role/has space":  "role name",
 	}
 	for in, says := range bad {
-		if _, _, err := irsa.ParseRoleARN(in); err == nil || !strings.Contains(err.Error(), says) {
-			t.Errorf("ParseRoleARN(%q) = %v, want error saying %q", in, err, says)
-		}
+		t.Run("bad/"+in, func(t *testing.T) {
+			_, _, err := irsa.ParseRoleARN(in)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), says)
+			assert.Contains(t, err.Error(), in, "the error names the input")
+		})
 	}
 }
 
-func FuzzParseARN(f *testing.F) {
-	for _, s := range []string{"arn:aws:iam::111122223333:role/app", "arn:aws:s3:::bucket/key", "arn:aws-cn:rds-db:cn-north-1:111122223333:dbuser:db-ABC/u", "arn::::::", "arn:aws:iam::x:role/y"} {
+func FuzzParseRoleARN(f *testing.F) {
+	for _, s := range []string{"arn:aws:iam::111122223333:role/app", "arn:aws-eusc:iam::111122223333:role/a/b", "arn:aws-cn:rds-db:cn-north-1:111122223333:dbuser:db-ABC/u", "arn::::::", "arn:aws:iam::x:role/y"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		a, err := irsa.ParseARN(s)
+		a, name, err := irsa.ParseRoleARN(s)
 		if err != nil {
 			return
 		}
 		if a.String() != s {
 			t.Fatalf("round trip %q -> %q", s, a.String())
 		}
-		if a.Partition != "aws" && a.Partition != "aws-cn" && a.Partition != "aws-us-gov" {
-			t.Fatalf("accepted partition %q", a.Partition)
-		}
-		if _, name, err := irsa.ParseRoleARN(s); err == nil && (name == "" || strings.Contains(name, "/")) {
-			t.Fatalf("role name %q from %q", name, s)
+		if name == "" || strings.Contains(name, "/") || a.Service != "iam" || len(a.AccountID) != 12 {
+			t.Fatalf("accepted %q as role %q", s, name)
 		}
 	})
 }

@@ -1,7 +1,8 @@
 // Package irsa finds out how this process gets AWS credentials — IRSA web
-// identity, EKS Pod Identity, environment keys, a shared profile, or the
-// instance role — and builds one cached credential source and aws.Config
-// from it, shared by every AWS client of the process.
+// identity, EKS Pod Identity, environment keys, a shared profile, container
+// credentials or the instance role — exactly as the AWS SDK's default
+// credential chain does, and builds one cached credential source and
+// aws.Config from it, shared by every AWS client of the process.
 //
 // # Usage
 //
@@ -11,32 +12,80 @@
 //	}
 //	s3c := s3.NewFromConfig(sess.Config())
 //
-// Load logs one line, "Using IRSA authentication for AWS services", with the
-// mode, role ARN and region. [Detect] reports the same decision without any
-// I/O, with the misconfigurations it can see; [CheckTokenFile] and
-// [ParseTokenClaims] look at the projected token; [TrustPolicy] writes the
-// role trust policy a service account needs.
+// Load logs one line: "Using IRSA authentication for AWS services" (mode,
+// role ARN, region) with IRSA, "Using EKS Pod Identity for AWS services"
+// (endpoint, service account, region) with Pod Identity, and otherwise a
+// line that says which source it is and that it is not IRSA ("Using local
+// development credentials ..." for environment keys and profiles outside a
+// pod). [Detect] reports the same decision with the misconfigurations it
+// can see; [CheckTokenFile] and [ParseTokenClaims] look at a projected
+// token; [TrustPolicy] writes the role trust policy a service account
+// needs.
 //
-// In a pod (KUBERNETES_SERVICE_HOST set) without IRSA or Pod Identity, Load
-// fails with [ErrNodeRole] instead of silently using the node's instance
-// role, unless [Options].AllowNodeRole is set.
+// # Detection order
+//
+// The order is aws-sdk-go-v2's (config.LoadDefaultConfig):
+//
+//  1. a profile chosen in code ([Options].Profile);
+//  2. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY;
+//  3. AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN (IRSA);
+//  4. the profile named by AWS_PROFILE, else AWS_DEFAULT_PROFILE, else
+//     "default", in AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE (or
+//     ~/.aws): its source_profile, keys, credential_source,
+//     web_identity_token_file, sso, login or credential_process, then its
+//     role_arn;
+//  5. AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (ECS), then
+//     AWS_CONTAINER_CREDENTIALS_FULL_URI with
+//     AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (EKS Pod Identity);
+//  6. the instance metadata service: in a pod, the node's role.
+//
+// So a stray AWS_PROFILE does not hide IRSA, IRSA wins over Pod Identity
+// when both are configured (Detect reports a [Problem] saying so), a
+// profile named by AWS_PROFILE that does not exist makes the SDK — and Load
+// — fail, and one named by AWS_DEFAULT_PROFILE is ignored.
+// [Environment].Sources is the chain of aws.CredentialSource values the
+// SDK records for its provider; the package's tests compare Detect and Load
+// with config.LoadDefaultConfig on more than fifty environments in the
+// same run. Detect reads the shared config files (with the SDK's own
+// loader) but no token, and calls no AWS service.
+//
+// In a pod (KUBERNETES_SERVICE_HOST set), whenever the chain would end on
+// the instance metadata service — no IRSA or Pod Identity, a profile
+// without credentials, a profile whose credential_source is
+// Ec2InstanceMetadata — Load fails with [ErrNodeRole] instead of silently
+// using the node's instance role, unless [Options].AllowNodeRole is set.
+//
+// # EKS Pod Identity
+//
+// With AWS_CONTAINER_CREDENTIALS_FULL_URI (http://169.254.170.23/v1/credentials)
+// and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, Load checks the projected
+// token like the IRSA one — missing, unreadable (set fsGroup), empty,
+// malformed, expired, or not for the audience pods.eks.amazonaws.com — and
+// fetches credentials from the node's endpoint as the SDK does, re-reading
+// the token on every refresh. [Session.RoleARN] is empty: the association's
+// role is known only to EKS.
 //
 // # Errors
 //
 // Token-file problems are [*TokenFileError] values (errors.Is with
 // [ErrTokenMissing], [ErrTokenUnreadable], [ErrTokenEmpty],
-// [ErrTokenMalformed], [ErrTokenExpired], [ErrTokenAudience]). STS refusals
-// surface from credential retrieval — that is, from the first AWS call — as
-// [*CredentialError] (errors.Is with [ErrTrustPolicy], [ErrOIDCProvider],
-// [ErrInvalidToken], [ErrIDPCommunication], [ErrSTSUnavailable]); the SDK's
-// error stays reachable with errors.As. When STS is down during a refresh,
-// the cached credentials are served until they expire, then
-// [ErrCredentialsExpired] is returned. No error or log line contains a
-// token or key.
+// [ErrTokenMalformed], [ErrTokenExpired], [ErrTokenAudience]); their Mode
+// says which token. An environment the SDK cannot load is
+// [ErrMisconfigured]. STS refusals surface from credential retrieval — that
+// is, from the first AWS call — as [*CredentialError] (errors.Is with
+// [ErrTrustPolicy], [ErrOIDCProvider], [ErrInvalidToken],
+// [ErrIDPCommunication], [ErrSTSUnavailable]); Pod Identity and ECS
+// endpoint failures as [*CredentialError] with [ErrCredentialsEndpoint] or
+// [ErrCredentialsRefused]; the SDK's error stays reachable with errors.As.
+// When STS or the Pod Identity endpoint is down during a refresh, the
+// cached credentials are served until they expire, then
+// [ErrCredentialsExpired] names the source and the fix. No error or log
+// line contains a token or key.
 //
 // # IAM permissions
 //
-// The role needs a trust policy for the cluster's OIDC provider (see
-// [TrustPolicy]); [Session.Identity] (sts:GetCallerIdentity) needs no
-// permission.
+// The IRSA role needs a trust policy for the cluster's OIDC provider (see
+// [TrustPolicy]); a Pod Identity role trusts the service principal
+// pods.eks.amazonaws.com (sts:AssumeRole, sts:TagSession).
+// [Session.Identity] (sts:GetCallerIdentity) needs no permission.
 package irsa

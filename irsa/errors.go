@@ -33,6 +33,13 @@ var (
 	// ErrCredentialsExpired: cached credentials expired and could not be
 	// refreshed.
 	ErrCredentialsExpired = errors.New("credentials expired and could not be refreshed")
+	// ErrCredentialsEndpoint: the container credentials endpoint (EKS Pod
+	// Identity at 169.254.170.23, ECS at 169.254.170.2) could not be
+	// reached or failed.
+	ErrCredentialsEndpoint = errors.New("container credentials endpoint unavailable")
+	// ErrCredentialsRefused: the container credentials endpoint refused the
+	// request (token, association or address).
+	ErrCredentialsRefused = errors.New("container credentials endpoint refused the request")
 )
 
 // CredentialError explains a failure to obtain credentials for a role. It
@@ -95,7 +102,7 @@ func explainWebIdentity(err error, roleARN string, c Claims) error {
 		case "AccessDenied":
 			ce.Reason = ErrTrustPolicy
 			provider := "arn:aws:iam::ACCOUNT:oidc-provider/" + issuerHost
-			if a, err := ParseARN(roleARN); err == nil {
+			if a, _, err := ParseRoleARN(roleARN); err == nil {
 				provider = "arn:" + a.Partition + ":iam::" + a.AccountID + ":oidc-provider/" + issuerHost
 			}
 			ce.Fix = fmt.Sprintf("the trust policy of %s must allow sts:AssumeRoleWithWebIdentity for Federated %q with StringEquals %q = %q and %q = %q (irsactl policy trust prints it)",
@@ -128,10 +135,68 @@ func explainWebIdentity(err error, roleARN string, c Claims) error {
 		return ce
 	}
 	ce.Reason = ErrSTSUnavailable
-	ce.Fix = "cannot reach STS: check network egress or the STS VPC endpoint; in-cluster pods use the regional endpoint (AWS_STS_REGIONAL_ENDPOINTS=regional, the eks.amazonaws.com/sts-regional-endpoints annotation)"
+	ce.Fix = "cannot reach STS: check network egress to the regional STS endpoint (sts.REGION.amazonaws.com; aws-sdk-go-v2 always calls the regional one) or the STS interface VPC endpoint"
 	var rce *aws.RequestCanceledError
 	if errors.As(err, &rce) {
 		return err
+	}
+	return ce
+}
+
+// explainContainer turns a failure of the container credentials endpoint
+// into a CredentialError naming the cause and the fix.
+func explainContainer(err error, mode Mode, endpoint string, c Claims) error {
+	if err == nil {
+		return nil
+	}
+	var rce *aws.RequestCanceledError
+	if errors.As(err, &rce) {
+		return err
+	}
+	ce := &CredentialError{Mode: mode, Err: err}
+	var status interface{ HTTPStatusCode() int }
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		ce.Code = ae.ErrorCode()
+	}
+	code := 0
+	if errors.As(err, &status) {
+		code = status.HTTPStatusCode()
+	}
+	sa := "this pod's service account"
+	assocCmd := "aws eks create-pod-identity-association --cluster CLUSTER --namespace NAMESPACE --service-account NAME --role-arn ROLE_ARN"
+	if ns, name, ok := c.ServiceAccount(); ok {
+		sa = "service account " + ns + "/" + name
+		assocCmd = "aws eks create-pod-identity-association --cluster CLUSTER --namespace " + ns + " --service-account " + name + " --role-arn ROLE_ARN"
+	}
+	msg := ""
+	if ae != nil {
+		msg = ae.ErrorMessage()
+	}
+	switch {
+	case code == 0 || code >= 500:
+		ce.Reason = ErrCredentialsEndpoint
+		if mode == PodIdentity {
+			ce.Fix = fmt.Sprintf("nothing usable answers at %s: check that the eks-pod-identity-agent add-on runs on this node (kubectl -n kube-system get pods -l app.kubernetes.io/name=eks-pod-identity-agent -o wide) and that the pod can reach 169.254.170.23", endpoint)
+		} else {
+			ce.Fix = fmt.Sprintf("nothing usable answers at %s: check the container credentials endpoint", endpoint)
+		}
+	case code == 404:
+		ce.Reason = ErrCredentialsRefused
+		ce.Fix = fmt.Sprintf("no pod identity association for %s: %s, then recreate the pod", sa, assocCmd)
+	case code == 403 && strings.Contains(msg, "address"):
+		ce.Reason = ErrCredentialsRefused
+		ce.Fix = fmt.Sprintf("the endpoint refuses requests sent to %s: AWS_CONTAINER_CREDENTIALS_FULL_URI must be the one the EKS webhook sets (http://169.254.170.23/v1/credentials)", endpoint)
+	case strings.Contains(strings.ToLower(msg), "token") && strings.Contains(strings.ToLower(msg), "expired"):
+		ce.Reason = ErrTokenExpired
+		ce.Fix = "the projected EKS Pod Identity token expired: the kubelet should refresh it; check that AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE is the projected volume, not a copy"
+	default:
+		ce.Reason = ErrCredentialsRefused
+		if mode == PodIdentity {
+			ce.Fix = fmt.Sprintf("the EKS Pod Identity endpoint refused the token of %s (HTTP %d): check that AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE is the projected eks-pod-identity-token and that a pod identity association exists (%s)", sa, code, assocCmd)
+		} else {
+			ce.Fix = fmt.Sprintf("the container credentials endpoint refused the request (HTTP %d): check AWS_CONTAINER_AUTHORIZATION_TOKEN", code)
+		}
 	}
 	return ce
 }

@@ -6,22 +6,29 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/irsakit/irsakit/internal/clock"
 )
 
 // Options configure Load. Every field has a safe zero value.
 type Options struct {
 	// Region overrides AWS_REGION / AWS_DEFAULT_REGION / the profile's region.
 	Region string
-	// Profile selects a shared config profile, for local development.
-	// Default: AWS_PROFILE, if set.
+	// Profile selects a shared config profile, for local development. Like
+	// config.WithSharedConfigProfile it comes before every environment
+	// source (keys, IRSA, Pod Identity). Default: none; the SDK's chain then
+	// reads the profile named by AWS_PROFILE or AWS_DEFAULT_PROFILE after
+	// environment keys and IRSA.
 	Profile string
 	// RoleSessionName names the STS session (visible in CloudTrail).
 	// Default: AWS_ROLE_SESSION_NAME, else the pod's host name, sanitised to
@@ -30,8 +37,9 @@ type Options struct {
 	// Duration of assumed-role credentials, 15 min to 12 h.
 	// Default: STS's default (1 h).
 	Duration time.Duration
-	// AllowNodeRole permits, in a pod without IRSA or Pod Identity, the node's
-	// instance role. Default false: Load fails with ErrNodeRole.
+	// AllowNodeRole permits, in a pod, credentials from the instance
+	// metadata service: the node's instance role. Default false: Load fails
+	// with ErrNodeRole whenever the SDK's chain would end there.
 	AllowNodeRole bool
 	// Logger receives the one line Load logs. Default slog.Default().
 	Logger *slog.Logger
@@ -46,6 +54,10 @@ type Options struct {
 	// ConfigOptions are passed to config.LoadDefaultConfig after irsakit's
 	// own; an escape hatch.
 	ConfigOptions []func(*config.LoadOptions) error
+
+	// clock is the time source of token checks and of the stale-credential
+	// fallback; tests inject a fake one through export_test.go.
+	clock clock.Clock
 }
 
 // Session is one credential source and aws.Config for the process: every
@@ -74,6 +86,11 @@ func (s *Session) Region() string { return s.cfg.Region }
 // RoleARN returns the role assumed (web identity), or "".
 func (s *Session) RoleARN() string { return s.roleARN }
 
+// CredentialSources returns the chain of credential sources the SDK's
+// default chain built, as aws.CredentialsCache.ProviderSources reports it
+// (Environment().Sources is Detect's account of the same chain).
+func (s *Session) CredentialSources() []aws.CredentialSource { return slices.Clone(s.sources) }
+
 // Environment returns what Detect saw when the session was loaded.
 func (s *Session) Environment() Environment { return s.env }
 
@@ -93,16 +110,26 @@ func (s *Session) Identity(ctx context.Context) (Identity, error) {
 	return Identity{Account: aws.ToString(out.Account), Arn: aws.ToString(out.Arn), UserID: aws.ToString(out.UserId)}, nil
 }
 
-// Load detects the credential environment and builds the session.
+// Load builds the session from the SDK's default credential chain
+// (config.LoadDefaultConfig) and reports the source that chain ends on;
+// [Detect] explains the same decision.
 //
-// With IRSA (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE) it checks the token
-// file first, so a missing, unreadable, expired or wrong-audience token is
-// reported with its fix instead of as an STS error, then assumes the role
-// through the SDK's STS client (AWS_ENDPOINT_URL_STS and the other standard
-// settings apply). In a pod with neither IRSA nor Pod Identity it fails
-// with ErrNodeRole unless Options.AllowNodeRole. Outside a pod it falls back
-// to environment keys or a shared profile, for development, and says so in
-// its log line.
+// With IRSA (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, when nothing
+// earlier in the chain wins) it checks the token file first, so a missing,
+// unreadable, expired or wrong-audience token is reported with its fix
+// instead of as an STS error, then assumes the role through the SDK's STS
+// client (AWS_ENDPOINT_URL_STS and the other standard settings apply).
+// With EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI +
+// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) it checks that token file the
+// same way, then fetches credentials from the node's Pod Identity endpoint
+// as the SDK does. For both, and for ECS container credentials, a failed
+// refresh keeps serving the cached credentials until they expire.
+//
+// When the source the chain ends on is the instance metadata service in a
+// pod — no IRSA or Pod Identity, a profile without credentials, a profile
+// whose credential_source is Ec2InstanceMetadata — it fails with
+// ErrNodeRole unless Options.AllowNodeRole. Environment keys and profiles
+// are for development and are logged as such.
 //
 // Load makes no AWS call: credentials are fetched on first use.
 func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
@@ -119,41 +146,12 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 	if o.Audience == "" {
 		o.Audience = DefaultAudience
 	}
+	clk := clock.Or(o.clock)
 	if o.Duration != 0 && (o.Duration < 15*time.Minute || o.Duration > 12*time.Hour) {
 		return nil, fmt.Errorf("%w: Options.Duration %s must be between 15m and 12h", ErrMisconfigured, o.Duration)
 	}
-	env := Detect(os.Getenv)
-	mode := env.Mode
-	if o.Profile != "" {
-		mode = Profile
-	}
+	env := Detect(os.Getenv, func(d *DetectOptions) { d.Profile = o.Profile })
 
-	if env.InPod && mode == InstanceRole && !o.AllowNodeRole {
-		return nil, fmt.Errorf("%w: this pod has no AWS_ROLE_ARN/AWS_WEB_IDENTITY_TOKEN_FILE (IRSA) nor AWS_CONTAINER_CREDENTIALS_FULL_URI (Pod Identity): "+
-			"its service account lacks the eks.amazonaws.com/role-arn annotation, or the pod was created before the annotation was added (recreate it: kubectl rollout restart); "+
-			"set irsa.Options.AllowNodeRole to use the node role on purpose", ErrNodeRole)
-	}
-	if mode == WebIdentity || (mode != Profile && mode != EnvKeys && (env.RoleARN != "" || env.TokenFile != "")) {
-		for _, p := range env.Problems {
-			if p.Var == "AWS_ROLE_ARN" || p.Var == "AWS_WEB_IDENTITY_TOKEN_FILE" {
-				if p.Var == "AWS_ROLE_ARN" && env.InPod && env.RoleARN == "" && env.TokenFile == "" {
-					continue
-				}
-				return nil, fmt.Errorf("%w: %s: %s — %s", ErrMisconfigured, p.Var, p.Message, p.Fix)
-			}
-		}
-	}
-
-	loadOpts := []func(*config.LoadOptions) error{}
-	if o.Region != "" {
-		loadOpts = append(loadOpts, config.WithRegion(o.Region))
-	}
-	if o.HTTPClient != nil {
-		loadOpts = append(loadOpts, config.WithHTTPClient(o.HTTPClient))
-	}
-	if o.Profile != "" {
-		loadOpts = append(loadOpts, config.WithSharedConfigProfile(o.Profile))
-	}
 	sessionName := o.RoleSessionName
 	if sessionName == "" {
 		sessionName = env.RoleSessionName
@@ -168,53 +166,108 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 		co.ExpiryWindow = o.ExpiryWindow
 		co.ExpiryWindowJitterFrac = 0.5
 	}
+	webOpts := func(w *stscreds.WebIdentityRoleOptions) {
+		w.RoleSessionName = sessionName
+		w.Duration = o.Duration
+	}
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithCredentialsCacheOptions(windowFn),
+		config.WithWebIdentityRoleCredentialOptions(webOpts),
+	}
+	if o.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(o.Region))
+	}
+	if o.HTTPClient != nil {
+		loadOpts = append(loadOpts, config.WithHTTPClient(o.HTTPClient))
+	}
+	if o.Profile != "" {
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(o.Profile))
+	}
+	loadOpts = append(loadOpts, o.ConfigOptions...)
 
-	s := &Session{env: env, mode: mode}
-	var cfg aws.Config
-	var err error
-	if mode == WebIdentity {
-		claims, err := CheckTokenFile(env.TokenFile, TokenCheck{Audience: o.Audience})
+	// The SDK's own chain decides; Detect's view explains it.
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		if env.Err != nil && len(env.Problems) > 0 {
+			p := env.Problems[0]
+			return nil, fmt.Errorf("%w: %s: %s — %s: %w", ErrMisconfigured, p.Var, p.Message, p.Fix, err)
+		}
+		return nil, fmt.Errorf("irsa: loading AWS config: %w", err)
+	}
+	var sources []aws.CredentialSource
+	if src, ok := cfg.Credentials.(aws.CredentialProviderSource); ok {
+		sources = src.ProviderSources()
+	}
+	mode := modeFromSources(sources, env)
+
+	if env.InPod && slices.Contains(sources, aws.CredentialSourceIMDS) && !o.AllowNodeRole {
+		why := "this pod has no AWS_ROLE_ARN/AWS_WEB_IDENTITY_TOKEN_FILE (IRSA) nor AWS_CONTAINER_CREDENTIALS_FULL_URI (Pod Identity)"
+		for _, p := range env.Problems {
+			if p.Var == "AWS_ROLE_ARN" && strings.Contains(p.Message, "profile") {
+				why = p.Message
+			}
+		}
+		return nil, fmt.Errorf("%w: %s: "+
+			"its service account lacks the eks.amazonaws.com/role-arn annotation (or a pod identity association), or the pod was created before it was added (recreate it: kubectl rollout restart); "+
+			"set irsa.Options.AllowNodeRole to use the node role on purpose", ErrNodeRole, why)
+	}
+	if mode == WebIdentity || (mode != Profile && mode != EnvKeys && (env.RoleARN != "" || env.TokenFile != "")) {
+		for _, p := range env.Problems {
+			if p.Var == "AWS_ROLE_ARN" || p.Var == "AWS_WEB_IDENTITY_TOKEN_FILE" {
+				if p.Var == "AWS_ROLE_ARN" && env.InPod && env.RoleARN == "" && env.TokenFile == "" {
+					continue
+				}
+				return nil, fmt.Errorf("%w: %s: %s — %s", ErrMisconfigured, p.Var, p.Message, p.Fix)
+			}
+		}
+	}
+	if cfg.Region == "" {
+		return nil, noRegion()
+	}
+
+	s := &Session{env: env, mode: mode, sources: sources}
+	var podSA string
+	switch mode {
+	case WebIdentity:
+		roleARN, tokenFile := strings.TrimSpace(env.RoleARN), strings.TrimSpace(env.TokenFile)
+		claims, err := CheckTokenFile(tokenFile, TokenCheck{Audience: o.Audience, Now: clk.Now()})
 		if err != nil {
 			return nil, err
 		}
-		base := append([]func(*config.LoadOptions) error{config.WithCredentialsProvider(aws.AnonymousCredentials{})}, loadOpts...)
-		base = append(base, o.ConfigOptions...)
-		cfg, err = config.LoadDefaultConfig(ctx, base...)
-		if err != nil {
-			return nil, fmt.Errorf("irsa: loading AWS config: %w", err)
+		stsCfg := cfg.Copy()
+		stsCfg.Credentials = aws.AnonymousCredentials{}
+		web := stscreds.NewWebIdentityRoleProvider(sts.NewFromConfig(stsCfg), roleARN, stscreds.IdentityTokenFile(tokenFile),
+			webOpts, func(w *stscreds.WebIdentityRoleOptions) { w.CredentialSources = sources })
+		w := &webIdentityExplainer{roleARN: roleARN, tokenFile: tokenFile, audience: o.Audience, clk: clk, claims: claims}
+		cfg.Credentials = aws.NewCredentialsCache(&resilientProvider{
+			inner: web, mode: WebIdentity, roleARN: roleARN, explain: w.explain, sources: sources,
+			fix:    "STS did not answer while the credentials were valid: check egress to STS (or the STS VPC endpoint) and the role's trust policy",
+			logger: o.Logger, clk: clk,
+		}, windowFn)
+		s.roleARN = roleARN
+	case PodIdentity, Container:
+		endpoint := env.PodIdentityURI
+		if env.ContainerRelativeURI != "" {
+			endpoint = ecsContainerEndpoint + env.ContainerRelativeURI
 		}
-		if cfg.Region == "" {
-			return nil, noRegion()
+		var claims Claims
+		if mode == PodIdentity && env.PodIdentityTokenFile != "" {
+			if claims, err = CheckTokenFile(env.PodIdentityTokenFile, TokenCheck{Mode: PodIdentity, Now: clk.Now()}); err != nil {
+				return nil, err
+			}
+			if ns, sa, ok := claims.ServiceAccount(); ok {
+				podSA = ns + "/" + sa
+			}
 		}
-		web := stscreds.NewWebIdentityRoleProvider(sts.NewFromConfig(cfg), env.RoleARN, stscreds.IdentityTokenFile(env.TokenFile),
-			func(w *stscreds.WebIdentityRoleOptions) {
-				w.RoleSessionName = sessionName
-				w.Duration = o.Duration
-			})
-		p := &resilientProvider{inner: web, roleARN: env.RoleARN, tokenFile: env.TokenFile, audience: o.Audience, claims: claims, logger: o.Logger, now: time.Now}
-		cfg.Credentials = aws.NewCredentialsCache(p, windowFn)
-		s.roleARN = env.RoleARN
-	} else {
-		opts := append(loadOpts, config.WithCredentialsCacheOptions(windowFn),
-			config.WithWebIdentityRoleCredentialOptions(func(w *stscreds.WebIdentityRoleOptions) {
-				w.RoleSessionName = sessionName
-				w.Duration = o.Duration
-			}))
-		opts = append(opts, o.ConfigOptions...)
-		cfg, err = config.LoadDefaultConfig(ctx, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("irsa: loading AWS config (mode %s): %w", mode, err)
+		p := &containerExplainer{mode: mode, endpoint: endpoint, tokenFile: env.PodIdentityTokenFile, clk: clk, claims: claims}
+		fix := "the ECS credentials endpoint did not answer while the credentials were valid: check the task's network and role"
+		if mode == PodIdentity {
+			fix = fmt.Sprintf("the EKS Pod Identity endpoint %s did not answer while the credentials were valid: check that the eks-pod-identity-agent add-on runs on this node (kubectl -n kube-system get pods -l app.kubernetes.io/name=eks-pod-identity-agent -o wide)", endpoint)
 		}
-		if cfg.Region == "" {
-			return nil, noRegion()
-		}
-		if cc, ok := cfg.Credentials.(*aws.CredentialsCache); ok {
-			s.sources = cc.ProviderSources()
-		}
-		if mode == None {
-			mode = modeFromSources(s.sources)
-			s.mode = mode
-		}
+		cfg.Credentials = aws.NewCredentialsCache(&resilientProvider{
+			inner: newContainerProvider(cfg, endpoint, sources), mode: mode, explain: p.explain, sources: sources,
+			fix: fix, logger: o.Logger, clk: clk,
+		}, windowFn)
 	}
 	s.cfg = cfg
 	for _, p := range env.Problems {
@@ -225,18 +278,61 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 			slog.String("var", p.Var), slog.String("problem", p.Message), slog.String("fix", p.Fix))
 	}
 
+	attrs := []slog.Attr{slog.String("mode", mode.String()), slog.String("region", cfg.Region)}
 	switch mode {
-	case WebIdentity, PodIdentity:
-		o.Logger.LogAttrs(ctx, slog.LevelInfo, "Using IRSA authentication for AWS services",
-			slog.String("mode", mode.String()), slog.String("role_arn", s.roleARN), slog.String("region", cfg.Region))
+	case WebIdentity:
+		o.Logger.LogAttrs(ctx, slog.LevelInfo, "Using IRSA authentication for AWS services", append(attrs, slog.String("role_arn", s.roleARN))...)
+	case PodIdentity:
+		attrs = append(attrs, slog.String("endpoint", env.PodIdentityURI))
+		if podSA != "" {
+			attrs = append(attrs, slog.String("service_account", podSA))
+		}
+		o.Logger.LogAttrs(ctx, slog.LevelInfo, "Using EKS Pod Identity for AWS services", attrs...)
+	case Container:
+		o.Logger.LogAttrs(ctx, slog.LevelInfo, "Using container credentials for AWS services (not IRSA)", attrs...)
 	case InstanceRole:
-		o.Logger.LogAttrs(ctx, slog.LevelWarn, "Using the instance role for AWS services (not IRSA)",
-			slog.String("mode", mode.String()), slog.String("region", cfg.Region), slog.Bool("in_pod", env.InPod))
+		o.Logger.LogAttrs(ctx, slog.LevelWarn, "Using the instance role for AWS services (not IRSA)", append(attrs, slog.Bool("in_pod", env.InPod))...)
+	case EnvKeys, Profile:
+		attrs = append(attrs, slog.String("profile", firstNonEmpty(o.Profile, env.Profile)))
+		if env.InPod {
+			o.Logger.LogAttrs(ctx, slog.LevelWarn, "Using static or profile credentials in a pod for AWS services (not IRSA)", attrs...)
+		} else {
+			o.Logger.LogAttrs(ctx, slog.LevelInfo, "Using local development credentials for AWS services (not IRSA)", attrs...)
+		}
 	default:
-		o.Logger.LogAttrs(ctx, slog.LevelInfo, "Using local development credentials for AWS services (not IRSA)",
-			slog.String("mode", mode.String()), slog.String("profile", firstNonEmpty(o.Profile, env.Profile)), slog.String("region", cfg.Region))
+		o.Logger.LogAttrs(ctx, slog.LevelInfo, "Using the credentials provider given in irsa.Options.ConfigOptions (not IRSA)", attrs...)
 	}
 	return s, nil
+}
+
+// ecsContainerEndpoint is where the SDK sends
+// AWS_CONTAINER_CREDENTIALS_RELATIVE_URI.
+const ecsContainerEndpoint = "http://169.254.170.2"
+
+// newContainerProvider builds the container credentials provider as the
+// SDK's resolveHTTPCredProvider does: AWS_CONTAINER_AUTHORIZATION_TOKEN,
+// or the token file re-read on every retrieval, in the Authorization
+// header.
+func newContainerProvider(cfg aws.Config, endpoint string, sources []aws.CredentialSource) aws.CredentialsProvider {
+	return endpointcreds.New(endpoint, func(eo *endpointcreds.Options) {
+		if tok := os.Getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"); tok != "" {
+			eo.AuthorizationToken = tok
+		}
+		if path := os.Getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); path != "" {
+			eo.AuthorizationTokenProvider = endpointcreds.TokenProviderFunc(func() (string, error) {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return "", fmt.Errorf("failed to read authorization token from %v: %v", path, err)
+				}
+				return string(b), nil
+			})
+		}
+		eo.APIOptions = cfg.APIOptions
+		if cfg.Retryer != nil {
+			eo.Retryer = cfg.Retryer()
+		}
+		eo.CredentialSources = sources
+	})
 }
 
 func noRegion() error {
@@ -252,20 +348,34 @@ func firstNonEmpty(a ...string) string {
 	return ""
 }
 
-func modeFromSources(src []aws.CredentialSource) Mode {
-	for _, s := range src {
-		switch s {
-		case aws.CredentialSourceEnvVars, aws.CredentialSourceEnvVarsSTSWebIDToken:
-			return EnvKeys
-		case aws.CredentialSourceProfile, aws.CredentialSourceSSO, aws.CredentialSourceProfileSSO, aws.CredentialSourceProcess, aws.CredentialSourceProfileProcess:
-			return Profile
-		case aws.CredentialSourceHTTP:
-			return PodIdentity
-		case aws.CredentialSourceIMDS:
-			return InstanceRole
-		}
+// modeFromSources names the source a chain of credential sources (as
+// aws.CredentialsCache.ProviderSources reports it) ends on.
+func modeFromSources(src []aws.CredentialSource, env Environment) Mode {
+	if len(src) == 0 {
+		return None
 	}
-	return InstanceRole
+	switch src[0] {
+	case aws.CredentialSourceEnvVars:
+		return EnvKeys
+	case aws.CredentialSourceEnvVarsSTSWebIDToken:
+		return WebIdentity
+	case aws.CredentialSourceHTTP:
+		if env.Mode == PodIdentity || env.Mode == Container {
+			return env.Mode
+		}
+		if env.ContainerRelativeURI != "" {
+			return Container
+		}
+		return PodIdentity
+	case aws.CredentialSourceIMDS:
+		return InstanceRole
+	case aws.CredentialSourceProfile, aws.CredentialSourceProfileSourceProfile, aws.CredentialSourceProfileNamedProvider,
+		aws.CredentialSourceProfileSTSWebIDToken, aws.CredentialSourceProfileSSO, aws.CredentialSourceSSO,
+		aws.CredentialSourceProfileSSOLegacy, aws.CredentialSourceSSOLegacy, aws.CredentialSourceProfileProcess,
+		aws.CredentialSourceProcess, aws.CredentialSourceProfileLogin, aws.CredentialSourceLogin:
+		return Profile
+	}
+	return None
 }
 
 // SanitizeSessionName maps s to STS's role-session-name rules: characters
@@ -289,26 +399,31 @@ func SanitizeSessionName(s string) string {
 	return out
 }
 
-// resilientProvider wraps the web identity provider: it explains failures,
-// and when a refresh fails it keeps serving the last credentials until they
+// resilientProvider wraps a refreshing credentials provider (web identity,
+// EKS Pod Identity, ECS container credentials): it explains failures, and
+// when a refresh fails it keeps serving the last credentials until they
 // really expire (aws.CredentialsCache's window would otherwise drop them
-// early), then reports ErrCredentialsExpired.
+// early), then reports ErrCredentialsExpired naming the source and the fix.
 type resilientProvider struct {
-	inner     aws.CredentialsProvider
-	roleARN   string
-	tokenFile string
-	audience  string
-	logger    *slog.Logger
-	now       func() time.Time
+	inner   aws.CredentialsProvider
+	mode    Mode
+	roleARN string
+	// explain turns a failed retrieval into an error naming the cause.
+	explain func(error) error
+	// fix is what to do when the credentials expired unrefreshed.
+	fix     string
+	sources []aws.CredentialSource
+	logger  *slog.Logger
+	clk     clock.Clock
 
 	mu       sync.Mutex
-	claims   Claims
 	last     aws.Credentials
 	fallback bool
 }
 
 var (
 	_ aws.CredentialsProvider                       = (*resilientProvider)(nil)
+	_ aws.CredentialProviderSource                  = (*resilientProvider)(nil)
 	_ aws.HandleFailRefreshCredentialsCacheStrategy = (*resilientProvider)(nil)
 	_ aws.AdjustExpiresByCredentialsCacheStrategy   = (*resilientProvider)(nil)
 )
@@ -316,15 +431,7 @@ var (
 func (p *resilientProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := p.inner.Retrieve(ctx)
 	if err != nil {
-		// Re-read the claims for the explanation: the kubelet rotates the file.
-		claims, terr := CheckTokenFile(p.tokenFile, TokenCheck{Audience: p.audience, Now: p.now()})
-		if terr != nil {
-			return aws.Credentials{}, errors.Join(terr, explainWebIdentity(err, p.roleARN, claims))
-		}
-		p.mu.Lock()
-		p.claims = claims
-		p.mu.Unlock()
-		return aws.Credentials{}, explainWebIdentity(err, p.roleARN, claims)
+		return aws.Credentials{}, p.explain(err)
 	}
 	p.mu.Lock()
 	p.last = c
@@ -332,25 +439,32 @@ func (p *resilientProvider) Retrieve(ctx context.Context) (aws.Credentials, erro
 	return c, nil
 }
 
+// ProviderSources reports the SDK's chain of sources for this provider.
+func (p *resilientProvider) ProviderSources() []aws.CredentialSource { return p.sources }
+
 // staleRetry is how soon a refresh is retried while serving old credentials.
 const staleRetry = 10 * time.Second
 
 func (p *resilientProvider) HandleFailToRefresh(ctx context.Context, _ aws.Credentials, err error) (aws.Credentials, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := p.now()
+	now := p.clk.Now()
 	if p.last.HasKeys() && p.last.CanExpire && now.Add(time.Second).Before(p.last.Expires) {
 		c := p.last
 		if next := now.Add(staleRetry); next.Before(c.Expires) {
 			c.Expires = next
 		}
 		p.fallback = true
-		p.logger.LogAttrs(ctx, slog.LevelWarn, "irsa: credential refresh failed; serving cached credentials until they expire",
-			slog.String("role_arn", p.roleARN), slog.Time("expires", p.last.Expires), slog.String("error", err.Error()))
+		attrs := []slog.Attr{slog.String("mode", p.mode.String()), slog.Time("expires", p.last.Expires), slog.String("error", err.Error())}
+		if p.roleARN != "" {
+			attrs = append(attrs, slog.String("role_arn", p.roleARN))
+		}
+		p.logger.LogAttrs(ctx, slog.LevelWarn, "irsa: credential refresh failed; serving cached credentials until they expire", attrs...)
 		return c, nil
 	}
 	if p.last.HasKeys() {
-		return aws.Credentials{}, fmt.Errorf("%w (expired at %s): %w", ErrCredentialsExpired, p.last.Expires.UTC().Format(time.RFC3339), err)
+		return aws.Credentials{}, &CredentialError{Mode: p.mode, RoleARN: p.roleARN, Reason: ErrCredentialsExpired,
+			Fix: fmt.Sprintf("the cached credentials expired at %s; %s", p.last.Expires.UTC().Format(time.RFC3339), p.fix), Err: err}
 	}
 	return aws.Credentials{}, err
 }
@@ -363,9 +477,55 @@ func (p *resilientProvider) AdjustExpiresBy(c aws.Credentials, d time.Duration) 
 	if fb || !c.CanExpire {
 		return c, nil
 	}
-	if life := c.Expires.Sub(p.now()); -d > life/2 {
+	if life := c.Expires.Sub(p.clk.Now()); -d > life/2 {
 		d = -life / 2
 	}
 	c.Expires = c.Expires.Add(d)
 	return c, nil
+}
+
+// webIdentityExplainer explains AssumeRoleWithWebIdentity failures with the
+// token's current claims (the kubelet rotates the file).
+type webIdentityExplainer struct {
+	roleARN, tokenFile, audience string
+	clk                          clock.Clock
+
+	mu     sync.Mutex
+	claims Claims
+}
+
+func (w *webIdentityExplainer) explain(err error) error {
+	claims, terr := CheckTokenFile(w.tokenFile, TokenCheck{Audience: w.audience, Now: w.clk.Now()})
+	if terr != nil {
+		return errors.Join(terr, explainWebIdentity(err, w.roleARN, claims))
+	}
+	w.mu.Lock()
+	w.claims = claims
+	w.mu.Unlock()
+	return explainWebIdentity(err, w.roleARN, claims)
+}
+
+// containerExplainer explains failures of the container credentials
+// endpoint (EKS Pod Identity, ECS).
+type containerExplainer struct {
+	mode      Mode
+	endpoint  string
+	tokenFile string
+	clk       clock.Clock
+
+	mu     sync.Mutex
+	claims Claims
+}
+
+func (c *containerExplainer) explain(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mode == PodIdentity && c.tokenFile != "" {
+		claims, terr := CheckTokenFile(c.tokenFile, TokenCheck{Mode: PodIdentity, Now: c.clk.Now()})
+		if terr != nil {
+			return errors.Join(terr, explainContainer(err, c.mode, c.endpoint, c.claims))
+		}
+		c.claims = claims
+	}
+	return explainContainer(err, c.mode, c.endpoint, c.claims)
 }

@@ -117,9 +117,13 @@ func numericDate(n *json.Number) (time.Time, error) {
 	return time.Unix(int64(f), 0).UTC(), nil
 }
 
-// TokenFileError is a problem with the web identity token file. It names
-// the path and the fix; it never contains the token.
+// TokenFileError is a problem with a projected service-account token file:
+// the web identity token (IRSA) or the EKS Pod Identity token. It names the
+// path and the fix; it never contains the token.
 type TokenFileError struct {
+	// Mode is WebIdentity (AWS_WEB_IDENTITY_TOKEN_FILE) or PodIdentity
+	// (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE).
+	Mode   Mode
 	Path   string
 	Reason error // one of the ErrToken* sentinels
 	Detail string
@@ -128,7 +132,11 @@ type TokenFileError struct {
 }
 
 func (e *TokenFileError) Error() string {
-	s := fmt.Sprintf("irsa: web identity token file %s: %v", e.Path, e.Reason)
+	kind := "web identity token file"
+	if e.Mode == PodIdentity {
+		kind = "EKS Pod Identity token file"
+	}
+	s := fmt.Sprintf("irsa: %s %s: %v", kind, e.Path, e.Reason)
 	if e.Detail != "" {
 		s += ": " + e.Detail
 	}
@@ -159,58 +167,95 @@ var (
 
 // TokenCheck configures CheckTokenFile.
 type TokenCheck struct {
-	// Audience the token must carry. Default DefaultAudience.
+	// Mode is the token's use: WebIdentity (the zero value counts as
+	// WebIdentity) for AWS_WEB_IDENTITY_TOKEN_FILE, PodIdentity for
+	// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE. It picks the default audience
+	// and the fixes errors suggest.
+	Mode Mode
+	// Audience the token must carry. Default DefaultAudience, or
+	// PodIdentityAudience for PodIdentity.
 	Audience string
 	// Now is the time to check expiry against. Default time.Now().
 	Now time.Time
 }
 
-// CheckTokenFile reads and checks the projected service-account token at
-// path: it must exist, be readable, non-empty, a JWT, unexpired and carry
-// the audience STS expects. It returns the token's claims, which hold no
-// secret.
+// tokenFixes are the remedies CheckTokenFile suggests, per mode.
+type tokenFixes struct {
+	missing, unreadable, mount, empty, malformed, expired, audience string
+}
+
+func fixesFor(m Mode, audience string) tokenFixes {
+	if m == PodIdentity {
+		return tokenFixes{
+			missing:    "the EKS Pod Identity webhook did not mount the token: check that a pod identity association exists for this namespace and service account (aws eks list-pod-identity-associations --cluster CLUSTER) and recreate the pod (pods created before the association are not mutated)",
+			unreadable: "the container user cannot read the token: set securityContext.fsGroup in the pod spec (for example fsGroup: 65534) so the projected volume is group-readable",
+			mount:      "check the projected volume mount (/var/run/secrets/pods.eks.amazonaws.com/serviceaccount)",
+			empty:      "the kubelet has not written the projected token; check the pod's events and the eks-pod-identity-token volume",
+			malformed:  "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE must point at the projected service-account token (normally /var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token)",
+			expired:    "the kubelet refreshes projected tokens before they expire; an expired file means a copied or stale token: mount the projected volume directly and check the node's kubelet",
+			audience:   fmt.Sprintf("the EKS Pod Identity token's audience must be %s: mount the token the EKS webhook projects, not another service-account token", audience),
+		}
+	}
+	return tokenFixes{
+		missing:    "the EKS pod identity webhook did not mount the projected token: check that the service account has the eks.amazonaws.com/role-arn annotation and recreate the pod (pods created before the annotation are not mutated)",
+		unreadable: "the container user cannot read the token: set securityContext.fsGroup in the pod spec (for example fsGroup: 65534) so the projected volume is group-readable",
+		mount:      "check the projected volume mount",
+		empty:      "the kubelet has not written the projected token; check the pod's events and the service account token volume",
+		malformed:  "AWS_WEB_IDENTITY_TOKEN_FILE must point at the projected service-account token (normally /var/run/secrets/eks.amazonaws.com/serviceaccount/token)",
+		expired:    "the kubelet refreshes projected tokens before they expire; an expired file means a copied or stale token: mount the projected volume directly and check the node's kubelet",
+		audience:   fmt.Sprintf("the projected token's audience must be %s (eks.amazonaws.com/audience annotation or the webhook's token audience) and the IAM OIDC provider must list it as a client ID", audience),
+	}
+}
+
+// CheckTokenFile reads and checks a projected service-account token at
+// path — the IRSA web identity token or, with TokenCheck.Mode PodIdentity,
+// the EKS Pod Identity token: it must exist, be readable, non-empty, a JWT,
+// unexpired and carry the expected audience. It returns the token's
+// claims, which hold no secret.
 func CheckTokenFile(path string, chk TokenCheck) (Claims, error) {
+	mode := WebIdentity
+	if chk.Mode == PodIdentity {
+		mode = PodIdentity
+	}
 	if chk.Audience == "" {
 		chk.Audience = DefaultAudience
+		if mode == PodIdentity {
+			chk.Audience = PodIdentityAudience
+		}
 	}
 	if chk.Now.IsZero() {
 		chk.Now = time.Now()
 	}
+	fix := fixesFor(mode, chk.Audience)
+	fail := func(reason error, detail, fixText string, err error) *TokenFileError {
+		return &TokenFileError{Mode: mode, Path: path, Reason: reason, Detail: detail, Fix: fixText, Err: err}
+	}
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return Claims{}, &TokenFileError{Path: path, Reason: ErrTokenMissing, Err: err,
-			Fix: "the EKS pod identity webhook did not mount the projected token: check that the service account has the eks.amazonaws.com/role-arn annotation and recreate the pod (pods created before the annotation are not mutated)"}
+		return Claims{}, fail(ErrTokenMissing, "", fix.missing, err)
 	case errors.Is(err, fs.ErrPermission):
-		return Claims{}, &TokenFileError{Path: path, Reason: ErrTokenUnreadable, Err: err,
-			Fix: "the container user cannot read the token: set securityContext.fsGroup in the pod spec (for example fsGroup: 65534) so the projected volume is group-readable"}
+		return Claims{}, fail(ErrTokenUnreadable, "", fix.unreadable, err)
 	case err != nil:
-		return Claims{}, &TokenFileError{Path: path, Reason: ErrTokenUnreadable, Err: err, Fix: "check the projected volume mount"}
+		return Claims{}, fail(ErrTokenUnreadable, "", fix.mount, err)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return Claims{}, &TokenFileError{Path: path, Reason: ErrTokenEmpty,
-			Fix: "the kubelet has not written the projected token; check the pod's events and the service account token volume"}
+		return Claims{}, fail(ErrTokenEmpty, "", fix.empty, nil)
 	}
 	c, err := ParseTokenClaims(tok)
 	if err != nil {
-		return Claims{}, &TokenFileError{Path: path, Reason: ErrTokenMalformed, Err: err,
-			Fix: "AWS_WEB_IDENTITY_TOKEN_FILE must point at the projected service-account token (normally /var/run/secrets/eks.amazonaws.com/serviceaccount/token)"}
+		return Claims{}, fail(ErrTokenMalformed, "", fix.malformed, err)
 	}
 	if !c.Expiry.IsZero() && !chk.Now.Before(c.Expiry) {
-		return c, &TokenFileError{Path: path, Reason: ErrTokenExpired,
-			Detail: fmt.Sprintf("expired at %s (%s ago)", c.Expiry.Format(time.RFC3339), chk.Now.Sub(c.Expiry).Round(time.Second)),
-			Fix:    "the kubelet refreshes projected tokens before they expire; an expired file means a copied or stale token: mount the projected volume directly and check the node's kubelet"}
+		return c, fail(ErrTokenExpired,
+			fmt.Sprintf("expired at %s (%s ago)", c.Expiry.Format(time.RFC3339), chk.Now.Sub(c.Expiry).Round(time.Second)), fix.expired, nil)
 	}
 	if !c.NotBefore.IsZero() && chk.Now.Add(time.Minute).Before(c.NotBefore) {
-		return c, &TokenFileError{Path: path, Reason: ErrTokenNotYetValid,
-			Detail: fmt.Sprintf("not valid before %s", c.NotBefore.Format(time.RFC3339)),
-			Fix:    "check the clock of this host"}
+		return c, fail(ErrTokenNotYetValid, fmt.Sprintf("not valid before %s", c.NotBefore.Format(time.RFC3339)), "check the clock of this host", nil)
 	}
 	if !c.HasAudience(chk.Audience) {
-		return c, &TokenFileError{Path: path, Reason: ErrTokenAudience,
-			Detail: fmt.Sprintf("audience is %q, want %q", c.Audience, chk.Audience),
-			Fix:    fmt.Sprintf("the projected token's audience must be %s (eks.amazonaws.com/audience annotation or the webhook's token audience) and the IAM OIDC provider must list it as a client ID", chk.Audience)}
+		return c, fail(ErrTokenAudience, fmt.Sprintf("audience is %q, want %q", c.Audience, chk.Audience), fix.audience, nil)
 	}
 	return c, nil
 }

@@ -3,7 +3,6 @@ package irsa_test
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/irsa"
 )
@@ -37,22 +39,23 @@ func goodClaims() map[string]any {
 
 func TestParseTokenClaims(t *testing.T) {
 	c, err := irsa.ParseTokenClaims(jwt(t, goodClaims()) + "\n")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ns, sa, ok := c.ServiceAccount()
-	if !ok || ns != "mcp" || sa != "mcp-server" || !c.HasAudience("sts.amazonaws.com") || !c.Expiry.Equal(now.Add(time.Hour)) || c.Algorithm != "RS256" || c.KeyID != "k1" {
-		t.Fatalf("claims %+v", c)
-	}
+	assert.True(t, ok)
+	assert.Equal(t, "mcp", ns)
+	assert.Equal(t, "mcp-server", sa)
+	assert.True(t, c.HasAudience("sts.amazonaws.com"))
+	assert.True(t, c.Expiry.Equal(now.Add(time.Hour)), "exp %v", c.Expiry)
+	assert.Equal(t, "RS256", c.Algorithm)
+	assert.Equal(t, "k1", c.KeyID)
 	single := goodClaims()
 	single["aud"] = "sts.amazonaws.com"
-	if c, err := irsa.ParseTokenClaims(jwt(t, single)); err != nil || !c.HasAudience("sts.amazonaws.com") {
-		t.Fatalf("string aud: %+v %v", c, err)
-	}
+	c, err = irsa.ParseTokenClaims(jwt(t, single))
+	require.NoError(t, err)
+	assert.True(t, c.HasAudience("sts.amazonaws.com"), "string aud")
 	for _, bad := range []string{"", "abc", "a.b", "!!!.e30.x", "e30.!!!.x", "e30.W10.x"} {
-		if _, err := irsa.ParseTokenClaims(bad); err == nil {
-			t.Errorf("accepted %q", bad)
-		}
+		_, err := irsa.ParseTokenClaims(bad)
+		assert.Error(t, err, "accepted %q", bad)
 	}
 }
 
@@ -78,9 +81,7 @@ func FuzzParseTokenClaims(f *testing.F) {
 func writeToken(t *testing.T, content string, mode os.FileMode) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(p, []byte(content), mode))
 	return p
 }
 
@@ -89,68 +90,71 @@ func TestCheckTokenFile(t *testing.T) {
 	expired["exp"] = now.Add(-time.Minute).Unix()
 	wrongAud := goodClaims()
 	wrongAud["aud"] = []string{"vault"}
+	podClaims := goodClaims()
+	podClaims["aud"] = []string{irsa.PodIdentityAudience}
 	cases := []struct {
 		name    string
+		mode    irsa.Mode
 		path    string
 		want    error
 		mention string
 	}{
-		{"missing", filepath.Join(t.TempDir(), "nope"), irsa.ErrTokenMissing, "eks.amazonaws.com/role-arn"},
-		{"empty", writeToken(t, "\n", 0o600), irsa.ErrTokenEmpty, "kubelet"},
-		{"not a jwt", writeToken(t, "hello", 0o600), irsa.ErrTokenMalformed, "projected"},
-		{"expired", writeToken(t, jwt(t, expired), 0o600), irsa.ErrTokenExpired, "expired at"},
-		{"audience", writeToken(t, jwt(t, wrongAud), 0o600), irsa.ErrTokenAudience, "sts.amazonaws.com"},
+		{"missing", irsa.WebIdentity, filepath.Join(t.TempDir(), "nope"), irsa.ErrTokenMissing, "eks.amazonaws.com/role-arn"},
+		{"empty", irsa.WebIdentity, writeToken(t, "\n", 0o600), irsa.ErrTokenEmpty, "kubelet"},
+		{"not a jwt", irsa.WebIdentity, writeToken(t, "hello", 0o600), irsa.ErrTokenMalformed, "projected"},
+		{"expired", irsa.WebIdentity, writeToken(t, jwt(t, expired), 0o600), irsa.ErrTokenExpired, "expired at"},
+		{"audience", irsa.WebIdentity, writeToken(t, jwt(t, wrongAud), 0o600), irsa.ErrTokenAudience, "sts.amazonaws.com"},
+		{"pod identity missing", irsa.PodIdentity, filepath.Join(t.TempDir(), "nope"), irsa.ErrTokenMissing, "pod identity association"},
+		{"pod identity expired", irsa.PodIdentity, writeToken(t, jwt(t, expired), 0o600), irsa.ErrTokenExpired, "expired at"},
+		{"pod identity given the IRSA token", irsa.PodIdentity, writeToken(t, jwt(t, goodClaims()), 0o600), irsa.ErrTokenAudience, irsa.PodIdentityAudience},
+		{"IRSA given the pod identity token", irsa.WebIdentity, writeToken(t, jwt(t, podClaims), 0o600), irsa.ErrTokenAudience, irsa.DefaultAudience},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := irsa.CheckTokenFile(c.path, irsa.TokenCheck{Now: now})
+			_, err := irsa.CheckTokenFile(c.path, irsa.TokenCheck{Mode: c.mode, Now: now})
 			var tfe *irsa.TokenFileError
-			if !errors.Is(err, c.want) || !errors.As(err, &tfe) {
-				t.Fatalf("got %v, want %v", err, c.want)
-			}
-			if !strings.Contains(err.Error(), c.path) || !strings.Contains(err.Error(), c.mention) {
-				t.Fatalf("error %q does not name the path and %q", err, c.mention)
-			}
+			require.ErrorIs(t, err, c.want)
+			require.ErrorAs(t, err, &tfe)
+			assert.Equal(t, c.mode, tfe.Mode)
+			assert.Contains(t, err.Error(), c.path)
+			assert.Contains(t, err.Error(), c.mention)
 		})
 	}
 	tok := jwt(t, goodClaims())
 	c, err := irsa.CheckTokenFile(writeToken(t, tok, 0o600), irsa.TokenCheck{Now: now})
-	if err != nil || c.Subject != "system:serviceaccount:mcp:mcp-server" {
-		t.Fatalf("good token: %+v %v", c, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "system:serviceaccount:mcp:mcp-server", c.Subject)
+	_, err = irsa.CheckTokenFile(writeToken(t, jwt(t, podClaims), 0o600), irsa.TokenCheck{Mode: irsa.PodIdentity, Now: now})
+	assert.NoError(t, err, "a Pod Identity token")
 	_, err = irsa.CheckTokenFile(writeToken(t, jwt(t, wrongAud), 0o600), irsa.TokenCheck{Now: now, Audience: "vault"})
-	if err != nil {
-		t.Fatalf("configured audience not honoured: %v", err)
-	}
+	assert.NoError(t, err, "configured audience not honoured")
 	// No error ever carries the token.
 	_, err = irsa.CheckTokenFile(writeToken(t, jwt(t, expired), 0o600), irsa.TokenCheck{Now: now})
-	if strings.Contains(err.Error(), jwt(t, expired)[:20]) {
-		t.Fatal("error contains the token")
-	}
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), jwt(t, expired)[:20])
 }
 
 // Permission errors need a non-root reader: as root, re-run this test as
 // the nobody user.
 func TestCheckTokenFileUnreadable(t *testing.T) {
-	if os.Getenv("IRSA_TEST_UNREADABLE") != "" {
-		_, err := irsa.CheckTokenFile(os.Getenv("IRSA_TEST_UNREADABLE"), irsa.TokenCheck{Now: now})
-		if !errors.Is(err, irsa.ErrTokenUnreadable) || !strings.Contains(err.Error(), "fsGroup") {
-			t.Fatalf("got %v, want ErrTokenUnreadable naming fsGroup", err)
+	if p := os.Getenv("IRSA_TEST_UNREADABLE"); p != "" {
+		for _, mode := range []irsa.Mode{irsa.WebIdentity, irsa.PodIdentity} {
+			_, err := irsa.CheckTokenFile(p, irsa.TokenCheck{Mode: mode, Now: now})
+			assert.ErrorIs(t, err, irsa.ErrTokenUnreadable, "mode %s", mode)
+			if assert.Error(t, err) {
+				assert.Contains(t, err.Error(), "fsGroup", "mode %s", mode)
+			}
 		}
 		return
 	}
 	dir, err := os.MkdirTemp("", "irsa-token")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	require.NoError(t, os.Chmod(dir, 0o755))
 	p := filepath.Join(dir, "token")
-	if err := os.WriteFile(p, []byte(jwt(t, goodClaims())), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(p, []byte(jwt(t, goodClaims())), 0o600))
 	if os.Geteuid() != 0 {
-		os.Chmod(p, 0o000)
+		require.NoError(t, os.Chmod(p, 0o000))
 		t.Setenv("IRSA_TEST_UNREADABLE", p)
 		TestCheckTokenFileUnreadable(t)
 		return
@@ -158,18 +162,13 @@ func TestCheckTokenFileUnreadable(t *testing.T) {
 	// The test binary lives in a root-only build directory: copy it out.
 	exe, _ := os.Executable()
 	bin, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	copyExe := filepath.Join(dir, "irsa.test")
-	if err := os.WriteFile(copyExe, bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(copyExe, bin, 0o755))
 	cmd := exec.Command(copyExe, "-test.run", "^TestCheckTokenFileUnreadable$")
 	cmd.Env = append(os.Environ(), "IRSA_TEST_UNREADABLE="+p)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "as nobody:\n%s", out)
 }

@@ -1,10 +1,14 @@
 package irsa
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
+	"github.com/irsakit/irsakit/internal/partition"
+	"github.com/irsakit/irsakit/internal/policydoc"
 )
 
 // TrustPolicyOptions configure TrustPolicy.
@@ -14,19 +18,21 @@ type TrustPolicyOptions struct {
 }
 
 // OIDCProviderARN returns the ARN IAM gives the OIDC provider of a cluster
-// issuer, e.g. https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE.
-func OIDCProviderARN(partition, accountID, issuerURL string) (string, error) {
-	if !partitions[partition] {
-		return "", fmt.Errorf("irsa: unknown partition %q (want aws, aws-cn or aws-us-gov)", partition)
+// issuer, e.g. https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE, in
+// partitionID (any partition the SDK knows: aws, aws-cn, aws-us-gov,
+// aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc).
+func OIDCProviderARN(partitionID, accountID, issuerURL string) (string, error) {
+	if _, ok := partition.Lookup(partitionID); !ok {
+		return "", fmt.Errorf("irsa: unknown partition %q (want one of %s)", partitionID, partition.IDs())
 	}
-	if !isAccountID(accountID) {
-		return "", fmt.Errorf("irsa: account id %q must be 12 digits", accountID)
+	if !partition.ValidAccount(accountID) {
+		return "", fmt.Errorf("irsa: %s", partition.AccountError("account id", accountID))
 	}
 	u, err := url.Parse(issuerURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("irsa: issuer %q must be an https URL such as https://oidc.eks.REGION.amazonaws.com/id/ID (aws eks describe-cluster --query cluster.identity.oidc.issuer)", issuerURL)
 	}
-	return fmt.Sprintf("arn:%s:iam::%s:oidc-provider/%s%s", partition, accountID, u.Host, strings.TrimSuffix(u.Path, "/")), nil
+	return fmt.Sprintf("arn:%s:iam::%s:oidc-provider/%s%s", partitionID, accountID, u.Host, strings.TrimSuffix(u.Path, "/")), nil
 }
 
 // TrustPolicy returns the trust policy (JSON) of an IRSA role: the cluster's
@@ -38,12 +44,15 @@ func TrustPolicy(oidcProviderARN, namespace, serviceAccount string, optFns ...fu
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	a, err := ParseARN(oidcProviderARN)
+	a, err := arn.Parse(oidcProviderARN)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("irsa: %q is not an ARN: want arn:aws:iam::ACCOUNT:oidc-provider/oidc.eks.REGION.amazonaws.com/id/ID", oidcProviderARN)
+	}
+	if _, ok := partition.Lookup(a.Partition); !ok {
+		return nil, fmt.Errorf("irsa: OIDC provider ARN %q: unknown partition %q (want one of %s)", oidcProviderARN, a.Partition, partition.IDs())
 	}
 	const prefix = "oidc-provider/"
-	if a.Service != "iam" || !strings.HasPrefix(a.Resource, prefix) || a.AccountID == "" {
+	if a.Service != "iam" || !strings.HasPrefix(a.Resource, prefix) || !partition.ValidAccount(a.AccountID) {
 		return nil, fmt.Errorf("irsa: %q is not an OIDC provider ARN: want arn:%s:iam::ACCOUNT:oidc-provider/oidc.eks.REGION.amazonaws.com/id/ID", oidcProviderARN, a.Partition)
 	}
 	issuer := strings.TrimPrefix(a.Resource, prefix)
@@ -59,31 +68,15 @@ func TrustPolicy(oidcProviderARN, namespace, serviceAccount string, optFns ...fu
 	if o.Audience == "" || strings.ContainsAny(o.Audience, " \"") {
 		return nil, fmt.Errorf("irsa: invalid audience %q", o.Audience)
 	}
-	type principal struct {
-		Federated string `json:"Federated"`
-	}
-	type statement struct {
-		Effect    string                       `json:"Effect"`
-		Principal principal                    `json:"Principal"`
-		Action    string                       `json:"Action"`
-		Condition map[string]map[string]string `json:"Condition"`
-	}
-	doc := struct {
-		Version   string      `json:"Version"`
-		Statement []statement `json:"Statement"`
-	}{
-		Version: "2012-10-17",
-		Statement: []statement{{
-			Effect:    "Allow",
-			Principal: principal{Federated: oidcProviderARN},
-			Action:    "sts:AssumeRoleWithWebIdentity",
-			Condition: map[string]map[string]string{"StringEquals": {
-				issuer + ":sub": "system:serviceaccount:" + namespace + ":" + serviceAccount,
-				issuer + ":aud": o.Audience,
-			}},
+	return policydoc.Marshal(policydoc.New(policydoc.Statement{
+		Effect:    "Allow",
+		Principal: &policydoc.Principal{Federated: oidcProviderARN},
+		Action:    policydoc.List{"sts:AssumeRoleWithWebIdentity"},
+		Condition: map[string]map[string]policydoc.List{"StringEquals": {
+			issuer + ":sub": {"system:serviceaccount:" + namespace + ":" + serviceAccount},
+			issuer + ":aud": {o.Audience},
 		}},
-	}
-	return json.MarshalIndent(doc, "", "  ")
+	}))
 }
 
 // checkK8sName validates a DNS-1123 label/subdomain as Kubernetes does for

@@ -75,7 +75,17 @@ func TestOIDCProviderARN(t *testing.T) {
 			t.Errorf("accepted issuer %q", bad)
 		}
 	}
-	if _, err := irsa.OIDCProviderARN("aws-iso", "111122223333", "https://x"); err == nil {
-		t.Error("accepted partition aws-iso")
+	if _, err := irsa.OIDCProviderARN("aws-moon", "111122223333", "https://x"); err == nil {
+		t.Error("accepted partition aws-moon")
+	}
+	for _, p := range []string{"aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"} {
+		got, err := irsa.OIDCProviderARN(p, "111122223333", "https://oidc.eks.example/id/X")
+		if err != nil || got != "arn:"+p+":iam::111122223333:oidc-provider/oidc.eks.example/id/X" {
+			t.Errorf("%s: got %q %v", p, got, err)
+		}
+		doc, err := irsa.TrustPolicy(got, "mcp", "app")
+		if err != nil || !strings.Contains(string(doc), got) {
+			t.Errorf("%s: TrustPolicy: %v\n%s", p, err, doc)
+		}
 	}
 }

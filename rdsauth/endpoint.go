@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/irsakit/irsakit/internal/partition"
 )
 
 // SplitEndpoint splits an RDS endpoint "host:port" (or "[IPv6]:port") into
@@ -25,6 +27,10 @@ func SplitEndpoint(endpoint string) (host string, port uint16, err error) {
 	if splitErr != nil {
 		var ae *net.AddrError
 		if errors.As(splitErr, &ae) && ae.Err == "missing port in address" {
+			if IsDSQLHost(endpoint) {
+				return "", 0, fmt.Errorf("%w: %q is an Aurora DSQL endpoint: use NewDSQLTokenSource, which needs no port, or append :5432",
+					ErrMissingPort, endpoint)
+			}
 			return "", 0, fmt.Errorf("%w: %q: RDS IAM tokens are signed for host:port; append the port, e.g. %q",
 				ErrMissingPort, endpoint, net.JoinHostPort(strings.Trim(endpoint, "[]"), "5432"))
 		}
@@ -70,22 +76,19 @@ func checkHost(h string) error {
 }
 
 // RegionFromHost derives the AWS region from an RDS endpoint name: an
-// instance (NAME.RANDOM.REGION.rds.amazonaws.com), a cluster writer or
-// reader (NAME.cluster-RANDOM…, NAME.cluster-ro-RANDOM…), a custom cluster
+// instance (NAME.RANDOM.REGION.rds.DNSSUFFIX), a cluster writer or reader
+// (NAME.cluster-RANDOM…, NAME.cluster-ro-RANDOM…), a custom cluster
 // endpoint (NAME.cluster-custom-RANDOM…) or an RDS Proxy endpoint
-// (NAME.proxy-RANDOM…, NAME.endpoint.proxy-RANDOM…), in the aws, aws-cn
-// (….rds.amazonaws.com.cn) and aws-us-gov partitions. ok is false for any
-// other name (an IP, a private DNS alias, a malformed name).
+// (NAME.proxy-RANDOM…, NAME.endpoint.proxy-RANDOM…), in every partition the
+// SDK knows (rds.amazonaws.com, rds.amazonaws.com.cn, rds.c2s.ic.gov,
+// rds.sc2s.sgov.gov, rds.cloud.adc-e.uk, rds.csp.hci.ic.gov,
+// rds.amazonaws.eu). The region must belong to the partition of the
+// suffix. ok is false for any other name (an IP, a private DNS alias, a
+// malformed name).
 func RegionFromHost(host string) (region string, ok bool) {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	var rest string
-	china := false
-	switch {
-	case strings.HasSuffix(h, ".rds.amazonaws.com.cn"):
-		rest, china = strings.TrimSuffix(h, ".rds.amazonaws.com.cn"), true
-	case strings.HasSuffix(h, ".rds.amazonaws.com"):
-		rest = strings.TrimSuffix(h, ".rds.amazonaws.com")
-	default:
+	rest, candidates, ok := partition.ServiceHost(h, "rds")
+	if !ok {
 		return "", false
 	}
 	labels := strings.Split(rest, ".")
@@ -99,58 +102,18 @@ func RegionFromHost(host string) (region string, ok bool) {
 		}
 	}
 	region = labels[len(labels)-1]
-	if !validRegion(region) {
-		return "", false
-	}
-	if china != strings.HasPrefix(region, "cn-") {
+	if _, ok := partition.RegionIn(region, candidates); !ok {
 		return "", false
 	}
 	return region, true
-}
-
-// validRegion accepts region names like us-east-1, eu-central-2,
-// cn-northwest-1, us-gov-west-1, ap-southeast-7.
-func validRegion(r string) bool {
-	parts := strings.Split(r, "-")
-	if len(parts) < 3 || len(parts) > 4 {
-		return false
-	}
-	for i, p := range parts {
-		if p == "" || len(p) > 16 {
-			return false
-		}
-		last := i == len(parts)-1
-		for j := 0; j < len(p); j++ {
-			c := p[j]
-			if last {
-				if c < '0' || c > '9' {
-					return false
-				}
-			} else if c < 'a' || c > 'z' {
-				return false
-			}
-		}
-	}
-	return len(parts[0]) == 2
-}
-
-func partition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	default:
-		return "aws"
-	}
 }
 
 // resolveRegion picks the signing region for host: the one in an RDS
 // endpoint name (which an explicit region must agree with), else explicit,
 // else fallback (the aws.Config region).
 func resolveRegion(host, explicit, fallback string) (string, error) {
-	if explicit != "" && !validRegion(explicit) {
-		return "", fmt.Errorf("%w: Options.Region %q is not a region name like us-east-1", ErrInvalidRegion, explicit)
+	if explicit != "" && !partition.ValidRegion(explicit) {
+		return "", fmt.Errorf("%w: Options.Region %q is not a region name like us-east-1 (partitions: %s)", ErrInvalidRegion, explicit, partition.IDs())
 	}
 	if derived, ok := RegionFromHost(host); ok {
 		if explicit != "" && explicit != derived {
@@ -163,7 +126,7 @@ func resolveRegion(host, explicit, fallback string) (string, error) {
 		return explicit, nil
 	}
 	if fallback != "" {
-		if !validRegion(fallback) {
+		if !partition.ValidRegion(fallback) {
 			return "", fmt.Errorf("%w: the session's region %q is not a region name like us-east-1", ErrInvalidRegion, fallback)
 		}
 		return fallback, nil

@@ -26,6 +26,11 @@ func TestRegionFromHost(t *testing.T) {
 		{"mydb.c9akciq32.cn-northwest-1.rds.amazonaws.com.cn", "cn-northwest-1"},
 		{"mydb.c9akciq32.us-gov-west-1.rds.amazonaws.com", "us-gov-west-1"},
 		{"mydb.c9akciq32.il-central-1.rds.amazonaws.com", "il-central-1"},
+		{"aurora.cluster-c9akciq32.us-iso-east-1.rds.c2s.ic.gov", "us-iso-east-1"},
+		{"aurora.cluster-c9akciq32.us-isob-east-1.rds.sc2s.sgov.gov", "us-isob-east-1"},
+		{"aurora.cluster-c9akciq32.eu-isoe-west-1.rds.cloud.adc-e.uk", "eu-isoe-west-1"},
+		{"aurora.cluster-c9akciq32.us-isof-south-1.rds.csp.hci.ic.gov", "us-isof-south-1"},
+		{"aurora.cluster-c9akciq32.eusc-de-east-1.rds.amazonaws.eu", "eusc-de-east-1"},
 		// Not derivable.
 		{"10.0.0.7", ""},
 		{"db.internal.example.com", ""},
@@ -36,6 +41,8 @@ func TestRegionFromHost(t *testing.T) {
 		{"mydb.c9akciq32.useast1.rds.amazonaws.com", ""},           // not a region
 		{"mydb.c9akciq32.us-east-1.rds.amazonaws.com.evil.io", ""}, // suffix elsewhere
 		{"rds.amazonaws.com", ""},
+		{"mydb.c9akciq32.us-east-1.rds.c2s.ic.gov", ""},         // aws region under an aws-iso suffix
+		{"mydb.c9akciq32.eusc-de-east-1.rds.amazonaws.com", ""}, // aws-eusc region under the aws suffix
 	}
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
@@ -133,7 +140,7 @@ func FuzzRegionFromHost(f *testing.F) {
 			return
 		}
 		// A derived region is always a valid policy region.
-		if _, err := rdsauth.Policy(region, "111122223333", "db-ABC", "u"); err != nil {
+		if _, err := rdsauth.Policy(region, "111122223333", "db-ABC", []string{"u"}); err != nil {
 			t.Fatalf("derived region %q is not a region: %v", region, err)
 		}
 	})

@@ -27,8 +27,12 @@ var (
 	// already expired; no token is signed with them.
 	ErrCredentialsExpired = errors.New("rdsauth: credentials expired")
 	// ErrInsecureTransport: the connection string lets the token travel
-	// without TLS (sslmode below require).
+	// without TLS (sslmode disable, allow or prefer).
 	ErrInsecureTransport = errors.New("rdsauth: connection without TLS")
+	// ErrUnverifiedTLS: the connection string uses TLS but does not verify
+	// the server's certificate (sslmode=require), so the token could be
+	// handed to whoever intercepts the connection.
+	ErrUnverifiedTLS = errors.New("rdsauth: TLS without certificate verification")
 	// ErrInvalidPolicyInput: an argument of Policy is malformed.
 	ErrInvalidPolicyInput = errors.New("rdsauth: invalid policy input")
 	// ErrClosed: the TokenSource has been closed.

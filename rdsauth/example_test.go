@@ -53,7 +53,7 @@ func ExampleToken() {
 }
 
 func ExamplePolicy() {
-	doc, err := rdsauth.Policy("us-east-1", "111122223333", "db-ABCDEFGHIJKLMNOPQRSTUVWXY0", "app")
+	doc, err := rdsauth.Policy("us-east-1", "111122223333", "db-ABCDEFGHIJKLMNOPQRSTUVWXY0", []string{"app"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -66,9 +66,7 @@ func ExamplePolicy() {
 	//       "Sid": "RDSIAMConnect",
 	//       "Effect": "Allow",
 	//       "Action": "rds-db:connect",
-	//       "Resource": [
-	//         "arn:aws:rds-db:us-east-1:111122223333:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXY0/app"
-	//       ]
+	//       "Resource": "arn:aws:rds-db:us-east-1:111122223333:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXY0/app"
 	//     }
 	//   ]
 	// }
@@ -94,12 +92,13 @@ func ExampleNewPool() {
 func ExampleConfigurePool() {
 	ctx := context.Background()
 	var cfg aws.Config // session.Config()
-	poolCfg, err := pgxpool.ParseConfig("host=aurora.cluster-c9akciq32.eu-west-1.rds.amazonaws.com,aurora.cluster-ro-c9akciq32.eu-west-1.rds.amazonaws.com user=app dbname=app sslmode=require")
+	poolCfg, err := pgxpool.ParseConfig("host=aurora.cluster-c9akciq32.eu-west-1.rds.amazonaws.com,aurora.cluster-ro-c9akciq32.eu-west-1.rds.amazonaws.com user=app dbname=app")
 	if err != nil {
 		log.Fatal(err)
 	}
 	poolCfg.MaxConns = 20
-	src, err := rdsauth.ConfigurePool(poolCfg, cfg)
+	// verify-full against the RDS CA bundle, for both hosts.
+	src, err := rdsauth.ConfigurePool(poolCfg, cfg, func(o *rdsauth.Options) { o.RootCAFile = "/etc/rds/global-bundle.pem" })
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -121,4 +120,80 @@ func ExampleOpenDB() {
 	if err := db.Ping(); err != nil {
 		log.Fatal(err)
 	}
+}
+
+func ExampleDSQLPolicy() {
+	doc, err := rdsauth.DSQLPolicy("us-east-1", "111122223333", "abcdefghijklmnopqrstuvwxyz", []string{"admin"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(doc))
+	// Output:
+	// {
+	//   "Version": "2012-10-17",
+	//   "Statement": [
+	//     {
+	//       "Sid": "DSQLIAMConnect",
+	//       "Effect": "Allow",
+	//       "Action": "dsql:DbConnectAdmin",
+	//       "Resource": "arn:aws:dsql:us-east-1:111122223333:cluster/abcdefghijklmnopqrstuvwxyz"
+	//     }
+	//   ]
+	// }
+}
+
+// An Aurora DSQL cluster endpoint gets DSQL tokens; its certificate is
+// verified against the system roots.
+func ExampleNewPool_dsql() {
+	ctx := context.Background()
+	var cfg aws.Config // session.Config()
+	pool, err := rdsauth.NewPool(ctx,
+		"host=abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws user=admin dbname=postgres sslmode=verify-full",
+		cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+}
+
+// A DSQL token for psql or another driver: the admin role gets a
+// DbConnectAdmin token, valid here for one hour.
+func ExampleNewDSQLTokenSource() {
+	creds := credentials.NewStaticCredentialsProvider("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "")
+	src, err := rdsauth.NewDSQLTokenSource("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", "admin", creds, func(o *rdsauth.Options) {
+		o.ExpiresIn = time.Hour
+		o.Clock = clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
+	tok, err := src.Token(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(tok, tok.Expires())
+	fmt.Println(strings.HasPrefix(tok.Value(), "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws/?Action=DbConnectAdmin&"))
+	// Output:
+	// rdsauth.Token(admin@abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws:5432 us-east-1 REDACTED) 2026-01-02 04:04:05 +0000 UTC
+	// true
+}
+
+// Through a tunnel: the token and the certificate check stay for the
+// endpoint, the TCP connection goes to the local end of the tunnel.
+func ExampleOptions_dialAddress() {
+	ctx := context.Background()
+	var cfg aws.Config // session.Config()
+	// kubectl port-forward deploy/pg-tunnel 15432:5432
+	pool, err := rdsauth.NewPool(ctx,
+		"host=mydb.c9akciq32.us-east-1.rds.amazonaws.com port=5432 user=app dbname=app sslmode=verify-full",
+		cfg,
+		func(o *rdsauth.Options) {
+			o.RootCAFile = "/etc/rds/global-bundle.pem"
+			o.DialAddress = "127.0.0.1:15432"
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/internal/awstest"
 	"github.com/irsakit/irsakit/internal/awstest/pgfront"
@@ -27,6 +28,9 @@ var (
 	pg     *procs.Postgres
 	front  *pgfront.Front
 	front2 *pgfront.Front
+	// dsqlFront stands in for an Aurora DSQL cluster endpoint
+	// (dsqlFront.Hostnames()[0]), its certificate from dsqlFront.CAFile().
+	dsqlFront *pgfront.Front
 	// caBundle holds both fronts' CAs.
 	caBundle string
 	authLog  eventLog
@@ -81,7 +85,7 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	defer pg.Close()
-	for _, r := range []string{"app", "other", "plain"} {
+	for _, r := range []string{"app", "other", "plain", "admin"} {
 		if err := pg.CreateRole(ctx, r); err != nil {
 			return fail(err)
 		}
@@ -100,14 +104,33 @@ func run(m *testing.M) int {
 		}
 		defer (*f).Close()
 	}
+	dsqlFront, err = pgfront.Start(pgfront.Config{
+		Backend:  pg.SocketPath(),
+		Registry: env.Registry,
+		IAM:      env.IAM,
+		Region:   env.Region,
+		DSQL:     true,
+		OnAuth:   authLog.add,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	defer dsqlFront.Close()
 	caBundle = env.Dir + "/rds-ca-bundle.pem"
 	if err := os.WriteFile(caBundle, append(front.CAPEM(), front2.CAPEM()...), 0o644); err != nil {
 		return fail(err)
 	}
 	// The role may connect as app (and only app): the policy rdsauth
 	// generates, loaded as it is.
-	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), "app")
+	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), []string{"app"})
 	if err != nil {
+		return fail(err)
+	}
+	if err := env.AttachPolicy(policy); err != nil {
+		return fail(err)
+	}
+	// And to the DSQL cluster as admin and as a custom role.
+	if policy, err = rdsauth.DSQLPolicy(dsqlFront.Region(), dsqlFront.Account(), dsqlFront.ClusterID(), []string{"admin", "app"}); err != nil {
 		return fail(err)
 	}
 	if err := env.AttachPolicy(policy); err != nil {
@@ -127,9 +150,7 @@ func dsn(user string, extra string) string {
 func sessionConfig(t testing.TB) aws.Config {
 	t.Helper()
 	cfg, err := env.Config(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return cfg
 }
 
@@ -152,9 +173,7 @@ func newSwitchableCreds(t testing.TB, ttl time.Duration) *switchableCreds {
 func (s *switchableCreds) rotate(t testing.TB, ttl time.Duration) aws.Credentials {
 	t.Helper()
 	c, err := env.Registry.IssueSession(env.RoleARN, "rdsauth-test", ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	creds := aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, CanExpire: true, Expires: c.Expires}
 	s.cur.Store(&creds)
 	return creds

@@ -3,11 +3,9 @@ package rdsauth
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 
@@ -44,9 +42,22 @@ var errRetryNotNeeded = errors.New("rdsauth: spare attempt skipped: this host di
 // pgx ends a connect at 28P01 (libpq does the same), so on 28P01 the token
 // is invalidated and the next connect mints a fresh one.
 //
-// Unless src was built with Options.AllowInsecure, a connection whose
-// configuration allows a non-TLS attempt fails with ErrInsecureTransport
-// before anything is sent.
+// With Options.DialAddress every connection goes to that address (a
+// tunnel or proxy) while tokens and TLS stay for the connection string's
+// host and port.
+//
+// A cancel request for an established connection (pgconn.CancelRequest,
+// sent when a query's context is cancelled, by pgx's default context
+// watcher as well as by pgconn.CancelRequestContextWatcherHandler) goes
+// through the same dialer to the address the connection uses; it carries
+// only the connection's cancel key, so it neither mints a token nor
+// counts as a connection attempt.
+//
+// Before anything is sent, a connection whose configuration allows an
+// attempt without TLS fails with ErrInsecureTransport, and one with TLS
+// that does not verify the server's certificate (sslmode=require) with
+// ErrUnverifiedTLS, unless src was built with Options.AllowInsecure or
+// Options.AllowUnverifiedTLS.
 func BeforeConnect(src *TokenSource) func(context.Context, *pgx.ConnConfig) error {
 	return func(ctx context.Context, cc *pgx.ConnConfig) error {
 		return src.prepare(cc)
@@ -88,6 +99,9 @@ type attempt struct {
 	refused   map[hostKey]bool
 	retried   map[hostKey]bool
 	connected bool
+	// live: the server has accepted the session (ReadyForQuery). Any later
+	// dial is pgconn's CancelRequest for it, not a connection attempt.
+	live bool
 }
 
 func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
@@ -98,10 +112,11 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 	for _, fb := range cc.Fallbacks {
 		targets = append(targets, target{host: fb.Host, port: fb.Port, tls: fb.TLSConfig})
 	}
-	if !s.opts.AllowInsecure {
-		if err := checkTLS(targets); err != nil {
-			return err
-		}
+	if err := checkTLS(targets, s.opts); err != nil {
+		return err
+	}
+	if err := checkDialAddress(targets, s.opts.DialAddress); err != nil {
+		return err
 	}
 	// Each host is followed by a spare attempt that only dials when that
 	// host refused the token.
@@ -130,6 +145,11 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 	if lookup == nil {
 		lookup = net.DefaultResolver.LookupHost
 	}
+	if s.opts.DialAddress != "" {
+		// The endpoint's own address is never dialled, and its name may
+		// not resolve where the tunnel starts.
+		lookup = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
+	}
 	cc.LookupFunc = func(ctx context.Context, host string) ([]string, error) {
 		// The spare attempts repeat their host: resolve each name once.
 		a.mu.Lock()
@@ -148,8 +168,17 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 		dial = d.DialContext
 	}
 	cc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if a.isLive() {
+			// pgconn.CancelRequest dials the address the session is
+			// connected to and sends only the session's cancel key: it
+			// needs no token and is no connection attempt.
+			return dial(ctx, network, addr)
+		}
 		if err := a.beginAttempt(network, addr); err != nil {
 			return nil, err
+		}
+		if s.opts.DialAddress != "" {
+			return dial(ctx, "tcp", s.opts.DialAddress)
 		}
 		return dial(ctx, network, addr)
 	}
@@ -178,8 +207,12 @@ func (s *TokenSource) prepare(cc *pgx.ConnConfig) error {
 	}
 	validate := cc.ValidateConnect
 	cc.ValidateConnect = func(ctx context.Context, pc *pgconn.PgConn) error {
+		// The session is up: a query the validator runs may be cancelled.
+		a.setLive(true)
 		if validate != nil {
 			if err := validate(ctx, pc); err != nil {
+				// pgx closes this session and may dial the next host.
+				a.setLive(false)
 				return err
 			}
 		}
@@ -195,15 +228,16 @@ func isUnixSocket(host string) bool {
 	return len(host) > 0 && host[0] == '/'
 }
 
-func checkTLS(targets []target) error {
-	for _, t := range targets {
-		if t.tls == nil && !isUnixSocket(t.host) {
-			return fmt.Errorf("%w: the connection string lets %s be reached without TLS (sslmode disable, allow or prefer, the libpq default); "+
-				"use sslmode=verify-full with sslrootcert or Options.RootCAFile (or at least sslmode=require), or set Options.AllowInsecure",
-				ErrInsecureTransport, joinHostPort(t.host, t.port))
-		}
-	}
-	return nil
+func (a *attempt) isLive() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.live
+}
+
+func (a *attempt) setLive(v bool) {
+	a.mu.Lock()
+	a.live = v
+	a.mu.Unlock()
 }
 
 // recordLookup matches pgconn's sequential lookups (one per non-socket
@@ -329,8 +363,11 @@ func (a *attempt) refusedBy(pgErr *pgconn.PgError) {
 // signed with cfg's credentials, and returns the token source it installed
 // (callers may share it or read its Mints). It
 //
-//   - requires TLS on every host (ErrInsecureTransport for sslmode below
-//     require) unless Options.AllowInsecure;
+//   - requires verified TLS on every host: sslmode=verify-full or
+//     verify-ca, or Options.RootCAFile (ErrInsecureTransport for sslmode
+//     disable, allow or prefer unless Options.AllowInsecure;
+//     ErrUnverifiedTLS for sslmode=require unless
+//     Options.AllowUnverifiedTLS);
 //   - with Options.RootCAFile, verifies every host's certificate and name
 //     against that bundle;
 //   - sets MaxConnLifetime (see Options.MaxConnLifetime);
@@ -395,14 +432,15 @@ func configureConn(cc *pgx.ConnConfig, cfg aws.Config, optFns []func(*Options)) 
 			return nil, o, err
 		}
 	}
-	if !o.AllowInsecure {
-		targets := []target{{host: cc.Host, port: cc.Port, tls: cc.TLSConfig}}
-		for _, fb := range cc.Fallbacks {
-			targets = append(targets, target{host: fb.Host, port: fb.Port, tls: fb.TLSConfig})
-		}
-		if err := checkTLS(targets); err != nil {
-			return nil, o, err
-		}
+	targets := []target{{host: cc.Host, port: cc.Port, tls: cc.TLSConfig}}
+	for _, fb := range cc.Fallbacks {
+		targets = append(targets, target{host: fb.Host, port: fb.Port, tls: fb.TLSConfig})
+	}
+	if err := checkTLS(targets, o); err != nil {
+		return nil, o, err
+	}
+	if err := checkDialAddress(targets, o.DialAddress); err != nil {
+		return nil, o, err
 	}
 	withSession := append(append([]func(*Options){}, optFns...), func(o *Options) { o.fallbackRegion = cfg.Region })
 	src, err := newTokenSource(cc.Host, cc.Port, cc.User, cfg.Credentials, withSession...)
@@ -419,39 +457,4 @@ func configureConn(cc *pgx.ConnConfig, cfg aws.Config, optFns []func(*Options)) 
 		}
 	}
 	return src, o, nil
-}
-
-// verifyFull gives every host a verify-full TLS configuration against the
-// bundle in file, dropping the plaintext attempts sslmode=prefer adds.
-func verifyFull(cc *pgx.ConnConfig, file string) error {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("rdsauth: reading Options.RootCAFile: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("rdsauth: Options.RootCAFile %s holds no PEM certificate", file)
-	}
-	mk := func(host string) *tls.Config {
-		if isUnixSocket(host) {
-			return nil
-		}
-		return &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
-	}
-	type hp struct {
-		h string
-		p uint16
-	}
-	seen := map[hp]bool{{cc.Host, cc.Port}: true}
-	cc.TLSConfig = mk(cc.Host)
-	var fbs []*pgconn.FallbackConfig
-	for _, fb := range cc.Fallbacks {
-		if seen[hp{fb.Host, fb.Port}] {
-			continue
-		}
-		seen[hp{fb.Host, fb.Port}] = true
-		fbs = append(fbs, &pgconn.FallbackConfig{Host: fb.Host, Port: fb.Port, TLSConfig: mk(fb.Host)})
-	}
-	cc.Fallbacks = fbs
-	return nil
 }

@@ -1,27 +1,44 @@
 package rdsauth
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/irsakit/irsakit/internal/partition"
+	"github.com/irsakit/irsakit/internal/policydoc"
 )
 
-// Policy returns the least-privilege IAM policy (JSON) that lets a role
-// connect as each of users to one database: rds-db:connect on
+// PolicyOptions configure [Policy]. The zero value is the usual choice.
+type PolicyOptions struct {
+	// Partition of the ARNs (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b,
+	// aws-iso-e, aws-iso-f, aws-eusc). Default: the region's; when set, it
+	// must be the region's.
+	Partition string
+}
+
+// Policy returns the least-privilege IAM identity policy (JSON) that lets a
+// role connect as each of users to one database: rds-db:connect on
 // arn:PARTITION:rds-db:REGION:ACCOUNT:dbuser:RESOURCEID/USER, nothing else.
 //
 // resourceID is the instance's DbiResourceId ("db-…", from
 // `aws rds describe-db-instances --query 'DBInstances[].DbiResourceId'`),
 // the Aurora cluster's resource id ("cluster-…", DbClusterResourceId) or an
-// RDS Proxy's ("prx-…"); not the instance name. The partition follows the
-// region (aws, aws-cn, aws-us-gov). Wildcards are refused: they would not
-// be least privilege.
-func Policy(region, account, resourceID string, users ...string) ([]byte, error) {
-	if !validRegion(region) {
-		return nil, fmt.Errorf("%w: region %q is not a region name like us-east-1", ErrInvalidPolicyInput, region)
+// RDS Proxy's ("prx-…"); not the instance name. Wildcards are refused: they
+// would not be least privilege. Errors wrap [ErrInvalidPolicyInput].
+func Policy(region, account, resourceID string, users []string, optFns ...func(*PolicyOptions)) ([]byte, error) {
+	var o PolicyOptions
+	for _, fn := range optFns {
+		fn(&o)
 	}
-	if len(account) != 12 || strings.Trim(account, "0123456789") != "" {
-		return nil, fmt.Errorf("%w: account %q is not a 12-digit AWS account id", ErrInvalidPolicyInput, account)
+	if !partition.ValidRegion(region) {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.RegionError("region", region))
+	}
+	p, err := partition.Resolve(o.Partition, region)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicyInput, err)
+	}
+	if !partition.ValidAccount(account) {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.AccountError("account", account))
 	}
 	if err := checkResourceID(resourceID); err != nil {
 		return nil, err
@@ -29,7 +46,7 @@ func Policy(region, account, resourceID string, users ...string) ([]byte, error)
 	if len(users) == 0 {
 		return nil, fmt.Errorf("%w: no database user", ErrInvalidPolicyInput)
 	}
-	resources := make([]string, 0, len(users))
+	resources := make(policydoc.List, 0, len(users))
 	seen := map[string]bool{}
 	for _, u := range users {
 		if err := checkPolicyUser(u); err != nil {
@@ -39,27 +56,14 @@ func Policy(region, account, resourceID string, users ...string) ([]byte, error)
 			continue
 		}
 		seen[u] = true
-		resources = append(resources, fmt.Sprintf("arn:%s:rds-db:%s:%s:dbuser:%s/%s", partition(region), region, account, resourceID, u))
+		resources = append(resources, fmt.Sprintf("arn:%s:rds-db:%s:%s:dbuser:%s/%s", p.ID, region, account, resourceID, u))
 	}
-	type statement struct {
-		Sid      string   `json:"Sid"`
-		Effect   string   `json:"Effect"`
-		Action   string   `json:"Action"`
-		Resource []string `json:"Resource"`
-	}
-	doc := struct {
-		Version   string      `json:"Version"`
-		Statement []statement `json:"Statement"`
-	}{
-		Version: "2012-10-17",
-		Statement: []statement{{
-			Sid:      "RDSIAMConnect",
-			Effect:   "Allow",
-			Action:   "rds-db:connect",
-			Resource: resources,
-		}},
-	}
-	return json.MarshalIndent(doc, "", "  ")
+	return policydoc.Marshal(policydoc.New(policydoc.Statement{
+		Sid:      "RDSIAMConnect",
+		Effect:   "Allow",
+		Action:   policydoc.List{"rds-db:connect"},
+		Resource: resources,
+	}))
 }
 
 func checkResourceID(id string) error {
@@ -95,6 +99,78 @@ func checkPolicyUser(u string) error {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '$') {
 			return fmt.Errorf("%w: database user %q contains %q (wildcards and separators are not allowed)", ErrInvalidPolicyInput, u, c)
 		}
+	}
+	return nil
+}
+
+// DSQLPolicy returns the least-privilege IAM identity policy (JSON) that
+// lets a role connect to one Aurora DSQL cluster as each of users:
+// dsql:DbConnectAdmin when users holds admin, dsql:DbConnect when it holds
+// any other role, on arn:PARTITION:dsql:REGION:ACCOUNT:cluster/CLUSTERID,
+// nothing else. It has Policy's shape; PolicyOptions.Partition works the
+// same way.
+//
+// clusterID is the cluster's identifier, the first label of its endpoint
+// (`aws dsql list-clusters`), not the endpoint. IAM does not name the
+// database role: a custom role is tied to the IAM role inside the
+// database, by admin running AWS IAM GRANT ROLE TO 'IAM-ROLE-ARN'.
+// Errors wrap [ErrInvalidPolicyInput].
+func DSQLPolicy(region, account, clusterID string, users []string, optFns ...func(*PolicyOptions)) ([]byte, error) {
+	var o PolicyOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if !partition.ValidRegion(region) {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.RegionError("region", region))
+	}
+	p, err := partition.Resolve(o.Partition, region)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicyInput, err)
+	}
+	if !partition.ValidAccount(account) {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.AccountError("account", account))
+	}
+	if err := checkClusterID(clusterID); err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("%w: no database role (admin, or the custom roles the IAM role connects as)", ErrInvalidPolicyInput)
+	}
+	var admin, custom bool
+	for _, u := range users {
+		if err := checkPolicyUser(u); err != nil {
+			return nil, err
+		}
+		if u == dsqlAdmin {
+			admin = true
+		} else {
+			custom = true
+		}
+	}
+	var actions policydoc.List
+	if custom {
+		actions = append(actions, "dsql:DbConnect")
+	}
+	if admin {
+		actions = append(actions, "dsql:DbConnectAdmin")
+	}
+	return policydoc.Marshal(policydoc.New(policydoc.Statement{
+		Sid:      "DSQLIAMConnect",
+		Effect:   "Allow",
+		Action:   actions,
+		Resource: policydoc.List{fmt.Sprintf("arn:%s:dsql:%s:%s:cluster/%s", p.ID, region, account, clusterID)},
+	}))
+}
+
+func checkClusterID(id string) error {
+	if cid, _, ok := DSQLClusterFromHost(id); ok {
+		return fmt.Errorf("%w: %q is a cluster endpoint; pass the cluster id, its first label: %q", ErrInvalidPolicyInput, id, cid)
+	}
+	if strings.Contains(id, ".") {
+		return fmt.Errorf("%w: cluster id %q contains '.'; pass the cluster id (the first label of the endpoint), not a host name", ErrInvalidPolicyInput, id)
+	}
+	if !validClusterID(id) {
+		return fmt.Errorf("%w: cluster id %q must be 1 to 64 lower-case letters and digits, as `aws dsql list-clusters` shows it (wildcards are not allowed)", ErrInvalidPolicyInput, id)
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package rdsauth_test
 
 import (
-	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/rdsauth"
@@ -43,32 +45,44 @@ func TestPolicyAllowsExactlyTheUser(t *testing.T) {
 		{
 			name: "govcloud proxy", region: "us-gov-west-1", resource: "prx-0123456789abcdef", users: []string{"app"},
 			allowed: []string{"arn:aws-us-gov:rds-db:us-gov-west-1:111122223333:dbuser:prx-0123456789abcdef/app"},
+			denied:  []string{"arn:aws:rds-db:us-gov-west-1:111122223333:dbuser:prx-0123456789abcdef/app"},
+		},
+		{
+			name: "iso", region: "us-iso-east-1", resource: "cluster-ABC", users: []string{"app"},
+			allowed: []string{"arn:aws-iso:rds-db:us-iso-east-1:111122223333:dbuser:cluster-ABC/app"},
+		},
+		{
+			name: "iso-b", region: "us-isob-east-1", resource: "cluster-ABC", users: []string{"app"},
+			allowed: []string{"arn:aws-iso-b:rds-db:us-isob-east-1:111122223333:dbuser:cluster-ABC/app"},
+		},
+		{
+			name: "iso-e", region: "eu-isoe-west-1", resource: "cluster-ABC", users: []string{"app"},
+			allowed: []string{"arn:aws-iso-e:rds-db:eu-isoe-west-1:111122223333:dbuser:cluster-ABC/app"},
+		},
+		{
+			name: "iso-f", region: "us-isof-south-1", resource: "cluster-ABC", users: []string{"app"},
+			allowed: []string{"arn:aws-iso-f:rds-db:us-isof-south-1:111122223333:dbuser:cluster-ABC/app"},
+		},
+		{
+			name: "eusc", region: "eusc-de-east-1", resource: "cluster-ABC", users: []string{"app"},
+			allowed: []string{"arn:aws-eusc:rds-db:eusc-de-east-1:111122223333:dbuser:cluster-ABC/app"},
+			denied:  []string{"arn:aws:rds-db:eusc-de-east-1:111122223333:dbuser:cluster-ABC/app"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc, err := rdsauth.Policy(tt.region, "111122223333", tt.resource, tt.users...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			doc, err := rdsauth.Policy(tt.region, "111122223333", tt.resource, tt.users)
+			require.NoError(t, err)
 			m := iam.New("111122223333")
-			if err := m.PutRole(role, trust, doc); err != nil {
-				t.Fatalf("mini-IAM refuses the policy: %v\n%s", err, doc)
-			}
+			require.NoError(t, m.PutRole(role, trust, doc), "mini-IAM refuses the policy:\n%s", doc)
 			for _, arn := range tt.allowed {
-				if !m.Authorize(role, "rds-db:connect", arn) {
-					t.Errorf("denies %s", arn)
-				}
+				assert.True(t, m.Authorize(role, "rds-db:connect", arn), "denies %s", arn)
 			}
 			for _, arn := range tt.denied {
-				if m.Authorize(role, "rds-db:connect", arn) {
-					t.Errorf("allows %s", arn)
-				}
+				assert.False(t, m.Authorize(role, "rds-db:connect", arn), "allows %s", arn)
 			}
 			for _, action := range []string{"rds-db:*", "rds:DescribeDBInstances", "rds:GenerateDBAuthToken"} {
-				if m.Authorize(role, action, tt.allowed[0]) {
-					t.Errorf("allows %s", action)
-				}
+				assert.False(t, m.Authorize(role, action, tt.allowed[0]), "allows %s", action)
 			}
 		})
 	}
@@ -78,24 +92,30 @@ func TestPolicyRejectsBadInput(t *testing.T) {
 	tests := []struct {
 		name, region, account, resource string
 		users                           []string
+		partition                       string
+		says                            string // the error names the input
 	}{
-		{"instance name instead of resource id", "us-east-1", "111122223333", "mydb", []string{"app"}},
-		{"bare prefix", "us-east-1", "111122223333", "db-", []string{"app"}},
-		{"wildcard resource", "us-east-1", "111122223333", "db-*", []string{"app"}},
-		{"wildcard user", "us-east-1", "111122223333", "db-ABC", []string{"*"}},
-		{"user with slash", "us-east-1", "111122223333", "db-ABC", []string{"a/b"}},
-		{"no user", "us-east-1", "111122223333", "db-ABC", nil},
-		{"empty user", "us-east-1", "111122223333", "db-ABC", []string{""}},
-		{"short account", "us-east-1", "1111", "db-ABC", []string{"app"}},
-		{"account with letters", "us-east-1", "11112222333a", "db-ABC", []string{"app"}},
-		{"bad region", "US-EAST-1", "111122223333", "db-ABC", []string{"app"}},
-		{"empty region", "", "111122223333", "db-ABC", []string{"app"}},
+		{"instance name instead of resource id", "us-east-1", "111122223333", "mydb", []string{"app"}, "", `"mydb"`},
+		{"bare prefix", "us-east-1", "111122223333", "db-", []string{"app"}, "", `"db-"`},
+		{"wildcard resource", "us-east-1", "111122223333", "db-*", []string{"app"}, "", `"db-*"`},
+		{"wildcard user", "us-east-1", "111122223333", "db-ABC", []string{"*"}, "", `"*"`},
+		{"user with slash", "us-east-1", "111122223333", "db-ABC", []string{"a/b"}, "", `"a/b"`},
+		{"no user", "us-east-1", "111122223333", "db-ABC", nil, "", "no database user"},
+		{"empty user", "us-east-1", "111122223333", "db-ABC", []string{""}, "", `database user ""`},
+		{"short account", "us-east-1", "1111", "db-ABC", []string{"app"}, "", `"1111"`},
+		{"account with letters", "us-east-1", "11112222333a", "db-ABC", []string{"app"}, "", `"11112222333a"`},
+		{"bad region", "US-EAST-1", "111122223333", "db-ABC", []string{"app"}, "", `"US-EAST-1"`},
+		{"empty region", "", "111122223333", "db-ABC", []string{"app"}, "", `region ""`},
+		{"unknown region", "xx-east-1", "111122223333", "db-ABC", []string{"app"}, "", `"xx-east-1"`},
+		{"partition disagrees with region", "us-east-1", "111122223333", "db-ABC", []string{"app"}, "aws-cn", "us-east-1 is in partition aws, not aws-cn"},
+		{"unknown partition", "us-east-1", "111122223333", "db-ABC", []string{"app"}, "aws-moon", `"aws-moon"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := rdsauth.Policy(tt.region, tt.account, tt.resource, tt.users...); !errors.Is(err, rdsauth.ErrInvalidPolicyInput) {
-				t.Fatalf("err = %v, want ErrInvalidPolicyInput", err)
-			}
+			_, err := rdsauth.Policy(tt.region, tt.account, tt.resource, tt.users,
+				func(o *rdsauth.PolicyOptions) { o.Partition = tt.partition })
+			require.ErrorIs(t, err, rdsauth.ErrInvalidPolicyInput)
+			assert.Contains(t, err.Error(), tt.says)
 		})
 	}
 }

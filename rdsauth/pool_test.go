@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/internal/awstest/pgfront"
 	"github.com/irsakit/irsakit/rdsauth"
@@ -23,18 +25,12 @@ import (
 func newPool(t *testing.T, connString string, cfg aws.Config, optFns ...func(*rdsauth.Options)) (*pgxpool.Pool, *rdsauth.TokenSource) {
 	t.Helper()
 	poolCfg, err := pgxpool.ParseConfig(connString)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	src, err := rdsauth.ConfigurePool(poolCfg, cfg, append([]func(*rdsauth.Options){fakeClock}, optFns...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	pool, err := pgxpool.NewWithConfig(context.Background(), poolCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	return pool, src
 }
@@ -56,7 +52,7 @@ func acquireAll(ctx context.Context, t *testing.T, pool *pgxpool.Pool, n int) []
 					c.Release()
 				}
 			}
-			t.Fatal(err)
+			require.NoError(t, err)
 		}
 	}
 	return conns
@@ -79,13 +75,11 @@ func TestPoolOf20RunsQueries(t *testing.T) {
 			err := c.QueryRow(ctx, "SELECT current_user, pg_backend_pid(), (SELECT sum(g) FROM generate_series(1, 100) g)").Scan(&user, &pid, &sum)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				t.Error(err)
+			if !assert.NoError(t, err) {
 				return
 			}
-			if user != "app" || sum != 5050 {
-				t.Errorf("got %s %d", user, sum)
-			}
+			assert.Equal(t, "app", user)
+			assert.Equal(t, 5050, sum)
 			pids[pid] = true
 		})
 	}
@@ -93,23 +87,13 @@ func TestPoolOf20RunsQueries(t *testing.T) {
 	for _, c := range conns {
 		c.Release()
 	}
-	if len(pids) != 20 {
-		t.Errorf("%d backends, want 20", len(pids))
-	}
-	if got := front.Accepted() - accepted; got != 20 {
-		t.Errorf("front accepted %d logins, want 20", got)
-	}
-	if src.Mints() != 1 {
-		t.Errorf("minted %d tokens for 20 connections, want 1", src.Mints())
-	}
+	assert.Len(t, pids, 20, "server backends")
+	assert.Equal(t, int64(20), front.Accepted()-accepted, "logins the front accepted")
+	assert.Equal(t, int64(1), src.Mints(), "tokens minted for 20 connections")
 	for _, ev := range authLog.since(mark) {
-		if !ev.IAM || ev.Err != nil || ev.Host != front.Addr() {
-			t.Errorf("auth event %+v", ev)
-		}
+		assert.True(t, ev.IAM && ev.Err == nil && ev.Host == front.Addr(), "auth event %+v", ev)
 	}
-	if st := pool.Stat(); st.MaxConns() != 20 {
-		t.Errorf("MaxConns = %d", st.MaxConns())
-	}
+	assert.Equal(t, int32(20), pool.Stat().MaxConns())
 }
 
 func TestEstablishedConnectionsOutliveTheToken(t *testing.T) {
@@ -117,35 +101,28 @@ func TestEstablishedConnectionsOutliveTheToken(t *testing.T) {
 	pool, src := newPool(t, dsn("app", "pool_max_conns=4"), sessionConfig(t))
 	conns := acquireAll(ctx, t, pool, 4)
 	first, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	advance(t, 20*time.Minute) // the token is now refused by RDS
-	if _, err := front.VerifyToken(first.Value(), "app", front.Addr()); err == nil {
-		t.Fatal("front still accepts a 20-minute-old token")
-	}
+	_, err = front.VerifyToken(first.Value(), "app", front.Addr())
+	require.Error(t, err, "front still accepts a 20-minute-old token")
 	for _, c := range conns {
-		if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
-			t.Fatalf("established connection broke after the token expired: %v", err)
-		}
+		_, err := c.Exec(ctx, "SELECT 1")
+		require.NoError(t, err, "established connection broke after the token expired")
 	}
 	// A new connection logs in with a new token.
 	mark := authLog.mark()
 	extra, err := pgx.ConnectConfig(ctx, connConfigFromPool(t, pool))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	extra.Close(ctx)
 	evs := authLog.since(mark)
-	if len(evs) != 1 || evs[0].Err != nil || evs[0].SignedAt.Before(clk.Now().Add(-time.Second)) {
-		t.Errorf("new connection did not use a fresh token: %+v", evs)
+	if assert.Len(t, evs, 1) {
+		assert.NoError(t, evs[0].Err)
+		assert.False(t, evs[0].SignedAt.Before(clk.Now().Add(-time.Second)), "new connection did not use a fresh token: %+v", evs[0])
 	}
 	for _, c := range conns {
 		c.Release()
 	}
-	if src.Mints() != 2 {
-		t.Errorf("mints = %d, want 2", src.Mints())
-	}
+	assert.Equal(t, int64(2), src.Mints())
 }
 
 // connConfigFromPool returns a copy of the pool's connection config with
@@ -153,9 +130,7 @@ func TestEstablishedConnectionsOutliveTheToken(t *testing.T) {
 func connConfigFromPool(t *testing.T, pool *pgxpool.Pool) *pgx.ConnConfig {
 	t.Helper()
 	cc := pool.Config().ConnConfig.Copy()
-	if err := pool.Config().BeforeConnect(context.Background(), cc); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, pool.Config().BeforeConnect(context.Background(), cc))
 	return cc
 }
 
@@ -169,14 +144,10 @@ func TestServerRestartRecoversWithFreshTokens(t *testing.T) {
 	minted := src.Mints()
 
 	front.Stop()
-	if err := pg.Restart(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, pg.Restart(ctx))
 	advance(t, 16*time.Minute) // the tokens of the old connections are dead
 	restartedAt := clk.Now()
-	if err := front.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, front.Start())
 	mark := authLog.mark()
 	// Every pooled connection is dead; queries fail until the pool has
 	// replaced them, then succeed.
@@ -186,26 +157,19 @@ func TestServerRestartRecoversWithFreshTokens(t *testing.T) {
 		if err = pool.QueryRow(ctx, "SELECT 1").Scan(&one); err == nil {
 			break
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("pool did not recover: %v", err)
-		}
+		require.NoError(t, ctx.Err(), "pool did not recover: %v", err)
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, c := range acquireAll(ctx, t, pool, 4) {
 		c.Release()
 	}
 	evs := authLog.since(mark)
-	if len(evs) == 0 {
-		t.Fatal("no new logins")
-	}
+	require.NotEmpty(t, evs, "no new logins")
 	for _, ev := range evs {
-		if ev.Err != nil || ev.SignedAt.Before(restartedAt.Truncate(time.Second)) {
-			t.Errorf("login after restart with %+v", ev)
-		}
+		assert.NoError(t, ev.Err)
+		assert.False(t, ev.SignedAt.Before(restartedAt.Truncate(time.Second)), "login after restart with %+v", ev)
 	}
-	if src.Mints() <= minted {
-		t.Error("no fresh token minted after the restart")
-	}
+	assert.Greater(t, src.Mints(), minted, "no fresh token minted after the restart")
 }
 
 // A token refused at login (here: its credentials were revoked) is
@@ -214,36 +178,27 @@ func TestRefusedTokenRetriedOnceWithFreshToken(t *testing.T) {
 	ctx := context.Background()
 	creds := newSwitchableCreds(t, time.Hour)
 	poolCfg, err := pgxpool.ParseConfig(dsn("app", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	src, err := rdsauth.NewTokenSource(front.Addr(), "app", creds, fakeClock, func(o *rdsauth.Options) { o.Region = front.Region() })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer src.Close()
 	poolCfg.BeforeConnect = rdsauth.BeforeConnect(src)
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, "SELECT 1"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = pool.Exec(ctx, "SELECT 1")
+	require.NoError(t, err)
 	pool.Reset() // drop the idle connection: the next query must connect
 
 	old := creds.cur.Load()
 	env.Registry.Revoke(old.AccessKeyID)
 	creds.rotate(t, time.Hour)
 	accepted, rejected, minted := front.Accepted(), front.Rejected(), src.Mints()
-	if _, err := pool.Exec(ctx, "SELECT 1"); err != nil {
-		t.Fatalf("connect with a refused cached token did not recover: %v", err)
-	}
-	if front.Rejected()-rejected != 1 || front.Accepted()-accepted != 1 || src.Mints()-minted != 1 {
-		t.Errorf("rejected %d, accepted %d, minted %d; want 1, 1, 1",
-			front.Rejected()-rejected, front.Accepted()-accepted, src.Mints()-minted)
-	}
+	_, err = pool.Exec(ctx, "SELECT 1")
+	require.NoError(t, err, "connect with a refused cached token did not recover")
+	assert.Equal(t, int64(1), front.Rejected()-rejected, "logins refused")
+	assert.Equal(t, int64(1), front.Accepted()-accepted, "logins accepted")
+	assert.Equal(t, int64(1), src.Mints()-minted, "tokens minted")
 
 	t.Run("never a loop", func(t *testing.T) {
 		pool.Reset()
@@ -253,62 +208,41 @@ func TestRefusedTokenRetriedOnceWithFreshToken(t *testing.T) {
 		rejected, minted := front.Rejected(), src.Mints()
 		_, err := pool.Exec(ctx, "SELECT 1")
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "28000" || !strings.Contains(pgErr.Message, `PAM authentication failed for user "app"`) {
-			t.Fatalf("err = %v, want RDS's 28000", err)
-		}
-		if got := front.Rejected() - rejected; got != 2 {
-			t.Errorf("%d login attempts, want 2 (one retry)", got)
-		}
-		if got := src.Mints() - minted; got != 1 {
-			t.Errorf("%d tokens minted, want 1", got)
-		}
-		if strings.Contains(err.Error(), "X-Amz-Signature") {
-			t.Error("error shows a token")
-		}
+		require.ErrorAs(t, err, &pgErr)
+		assert.Equal(t, "28000", pgErr.Code, "RDS's code")
+		assert.Contains(t, pgErr.Message, `PAM authentication failed for user "app"`)
+		assert.Equal(t, int64(2), front.Rejected()-rejected, "login attempts (one retry)")
+		assert.Equal(t, int64(1), src.Mints()-minted, "tokens minted")
+		assert.NotContains(t, err.Error(), "X-Amz-Signature", "error shows a token")
 	})
 
 	t.Run("28P01 ends the connect, next connect mints", func(t *testing.T) {
 		// The front's password users answer a wrong password with 28P01.
 		plainCfg, err := pgxpool.ParseConfig(dsn("plain", ""))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		psrc, err := rdsauth.NewTokenSource(front.Addr(), "plain", creds, fakeClock, func(o *rdsauth.Options) { o.Region = front.Region() })
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer psrc.Close()
 		plainCfg.BeforeConnect = rdsauth.BeforeConnect(psrc)
 		ppool, err := pgxpool.NewWithConfig(ctx, plainCfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer ppool.Close()
 		rejected := front.Rejected()
 		_, err = ppool.Exec(ctx, "SELECT 1")
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "28P01" {
-			t.Fatalf("err = %v, want 28P01", err)
-		}
-		if got := front.Rejected() - rejected; got != 1 {
-			t.Errorf("%d attempts, want 1", got)
-		}
+		require.ErrorAs(t, err, &pgErr)
+		assert.Equal(t, "28P01", pgErr.Code)
+		assert.Equal(t, int64(1), front.Rejected()-rejected, "login attempts")
 		advance(t, time.Second)
 		ppool.Exec(ctx, "SELECT 1")
-		if psrc.Mints() != 2 {
-			t.Errorf("mints = %d, want 2: the refused token was not invalidated", psrc.Mints())
-		}
+		assert.Equal(t, int64(2), psrc.Mints(), "the refused token was not invalidated")
 	})
 }
 
 func restorePolicy(t *testing.T) {
-	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), "app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.AttachPolicy(policy); err != nil {
-		t.Fatal(err)
-	}
+	policy, err := rdsauth.Policy(front.Region(), front.Account(), front.ResourceID(), []string{"app"})
+	require.NoError(t, err)
+	require.NoError(t, env.AttachPolicy(policy))
 }
 
 // With two hosts, each attempt is signed for the host it dials: when the
@@ -319,44 +253,40 @@ func TestMultiHostFailover(t *testing.T) {
 	pool, src := newPool(t, conn, sessionConfig(t), func(o *rdsauth.Options) { o.RootCAFile = caBundle })
 
 	mark := authLog.mark()
-	if _, err := pool.Exec(ctx, "SELECT 1"); err != nil {
-		t.Fatal(err)
-	}
-	if evs := authLog.since(mark); len(evs) != 1 || evs[0].Host != front.Addr() || evs[0].Err != nil {
-		t.Fatalf("first host: %+v", evs)
-	}
+	_, err := pool.Exec(ctx, "SELECT 1")
+	require.NoError(t, err)
+	evs := authLog.since(mark)
+	require.Len(t, evs, 1, "first host")
+	require.Equal(t, front.Addr(), evs[0].Host)
+	require.NoError(t, evs[0].Err)
 
 	front.Stop()
 	defer front.Start()
 	pool.Reset()
 	mark = authLog.mark()
-	if _, err := pool.Exec(ctx, "SELECT 1"); err != nil {
-		t.Fatalf("failover: %v", err)
-	}
+	_, err = pool.Exec(ctx, "SELECT 1")
+	require.NoError(t, err, "failover")
 	want := "localhost:" + strconv.Itoa(front2.Port())
-	if evs := authLog.since(mark); len(evs) != 1 || evs[0].Host != want || evs[0].Err != nil {
-		t.Fatalf("second host: %+v, want one accepted login for %s", evs, want)
-	}
-	if src.Mints() != 2 {
-		t.Errorf("mints = %d, want one per host", src.Mints())
-	}
+	evs = authLog.since(mark)
+	require.Len(t, evs, 1, "second host: want one accepted login for %s", want)
+	assert.Equal(t, want, evs[0].Host)
+	assert.NoError(t, evs[0].Err)
+	assert.Equal(t, int64(2), src.Mints(), "one token per host")
 }
 
 func TestOpenDB(t *testing.T) {
 	ctx := context.Background()
 	db, err := rdsauth.OpenDB(dsn("app", ""), sessionConfig(t), fakeClock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer db.Close()
 	db.SetMaxOpenConns(3)
 	var wg sync.WaitGroup
 	for range 6 {
 		wg.Go(func() {
 			var user string
-			if err := db.QueryRowContext(ctx, "SELECT current_user").Scan(&user); err != nil || user != "app" {
-				t.Errorf("got %q, %v", user, err)
-			}
+			err := db.QueryRowContext(ctx, "SELECT current_user").Scan(&user)
+			assert.NoError(t, err)
+			assert.Equal(t, "app", user)
 		})
 	}
 	wg.Wait()
@@ -365,7 +295,7 @@ func TestOpenDB(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	ctx := context.Background()
 	cfg := sessionConfig(t)
-	base := fmt.Sprintf("host=127.0.0.1 port=%d user=app dbname=app", front.Port())
+	base := fmt.Sprintf("host=127.0.0.1 port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s", front.Port(), caBundle)
 	tests := []struct {
 		name string
 		conn string
@@ -373,15 +303,12 @@ func TestConfigErrors(t *testing.T) {
 		opt  func(*rdsauth.Options)
 		want error
 	}{
-		{"sslmode=disable", base + " sslmode=disable", cfg, nil, rdsauth.ErrInsecureTransport},
-		{"sslmode=prefer", base + " sslmode=prefer", cfg, nil, rdsauth.ErrInsecureTransport},
-		{"sslmode=allow", base + " sslmode=allow", cfg, nil, rdsauth.ErrInsecureTransport},
-		{"no sslmode (libpq default prefer)", base, cfg, nil, rdsauth.ErrInsecureTransport},
-		{"second host without TLS", fmt.Sprintf("postgres://app@127.0.0.1:%d,localhost:%d/app?sslmode=prefer", front.Port(), front2.Port()), cfg, nil, rdsauth.ErrInsecureTransport},
-		{"wrong region", "host=mydb.c9akciq32.eu-west-1.rds.amazonaws.com user=app sslmode=require", cfg, func(o *rdsauth.Options) { o.Region = "us-east-1" }, rdsauth.ErrRegionMismatch},
-		{"wrong region on second host", "host=a.c9akciq32.eu-west-1.rds.amazonaws.com,b.c9akciq32.us-east-1.rds.amazonaws.com user=app sslmode=require", cfg, func(o *rdsauth.Options) { o.Region = "eu-west-1" }, rdsauth.ErrRegionMismatch},
-		{"no region", base + " sslmode=require", aws.Config{Credentials: cfg.Credentials}, nil, rdsauth.ErrNoRegion},
-		{"no credentials", base + " sslmode=require", aws.Config{Region: "us-east-1"}, nil, rdsauth.ErrNoCredentials},
+		{"wrong region", "host=mydb.c9akciq32.eu-west-1.rds.amazonaws.com user=app sslmode=verify-full", cfg, func(o *rdsauth.Options) { o.Region = "us-east-1" }, rdsauth.ErrRegionMismatch},
+		{"wrong region on second host", "host=a.c9akciq32.eu-west-1.rds.amazonaws.com,b.c9akciq32.us-east-1.rds.amazonaws.com user=app sslmode=verify-full", cfg, func(o *rdsauth.Options) { o.Region = "eu-west-1" }, rdsauth.ErrRegionMismatch},
+		{"no region", base, aws.Config{Credentials: cfg.Credentials}, nil, rdsauth.ErrNoRegion},
+		{"no credentials", base, aws.Config{Region: "us-east-1"}, nil, rdsauth.ErrNoCredentials},
+		// The TLS policy is checked first (tls_test.go has the cases).
+		{"no TLS", fmt.Sprintf("postgres://app@127.0.0.1:%d,localhost:%d/app?sslmode=prefer", front.Port(), front2.Port()), cfg, nil, rdsauth.ErrInsecureTransport},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -393,60 +320,40 @@ func TestConfigErrors(t *testing.T) {
 			if err == nil {
 				pool.Close()
 			}
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("NewPool: err = %v, want %v", err, tt.want)
-			}
+			require.ErrorIs(t, err, tt.want, "NewPool")
 			db, err := rdsauth.OpenDB(tt.conn, tt.cfg, opts...)
 			if err == nil {
 				db.Close()
 			}
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("OpenDB: err = %v, want %v", err, tt.want)
-			}
+			require.ErrorIs(t, err, tt.want, "OpenDB")
 		})
 	}
-	t.Run("AllowInsecure opts out", func(t *testing.T) {
-		pool, err := rdsauth.NewPool(ctx, base+" sslmode=prefer", cfg, func(o *rdsauth.Options) { o.AllowInsecure = true })
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool.Close()
-	})
 	t.Run("RootCAFile turns on verify-full", func(t *testing.T) {
-		poolCfg, err := pgxpool.ParseConfig(base) // sslmode prefer
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rdsauth.ConfigurePool(poolCfg, cfg, func(o *rdsauth.Options) { o.RootCAFile = caBundle }); err != nil {
-			t.Fatal(err)
-		}
+		poolCfg, err := pgxpool.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d user=app dbname=app", front.Port())) // sslmode prefer
+		require.NoError(t, err)
+		_, err = rdsauth.ConfigurePool(poolCfg, cfg, func(o *rdsauth.Options) { o.RootCAFile = caBundle })
+		require.NoError(t, err)
 		cc := poolCfg.ConnConfig
-		if cc.TLSConfig == nil || cc.TLSConfig.InsecureSkipVerify || cc.TLSConfig.ServerName != "127.0.0.1" || len(cc.Fallbacks) != 0 {
-			t.Errorf("TLS not verify-full or plaintext fallback kept: %+v, %d fallbacks", cc.TLSConfig, len(cc.Fallbacks))
-		}
-		if poolCfg.MaxConnLifetime != 10*time.Minute {
-			t.Errorf("MaxConnLifetime = %v, want 10m", poolCfg.MaxConnLifetime)
-		}
+		require.NotNil(t, cc.TLSConfig)
+		assert.False(t, cc.TLSConfig.InsecureSkipVerify)
+		assert.Equal(t, "127.0.0.1", cc.TLSConfig.ServerName)
+		assert.Empty(t, cc.Fallbacks, "plaintext fallback kept")
+		assert.Equal(t, 10*time.Minute, poolCfg.MaxConnLifetime)
 		// A certificate from another CA is refused.
 		other, err := pgfront.Start(pgfront.Config{Backend: pg.SocketPath(), Registry: env.Registry, IAM: env.IAM})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer other.Close()
 		pool, _ := newPool(t, fmt.Sprintf("host=127.0.0.1 port=%d user=app dbname=app sslmode=require", other.Port()), cfg,
 			func(o *rdsauth.Options) { o.RootCAFile = caBundle })
-		if _, err := pool.Exec(ctx, "SELECT 1"); err == nil || !strings.Contains(err.Error(), "certificate") {
-			t.Errorf("err = %v, want a certificate error", err)
-		}
-		if other.Accepted()+other.Rejected() != 0 {
-			t.Error("a token was sent to an unverified server")
-		}
+		_, err = pool.Exec(ctx, "SELECT 1")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "certificate")
+		assert.Zero(t, other.Accepted()+other.Rejected(), "a token was sent to an unverified server")
 	})
 	t.Run("unreadable RootCAFile", func(t *testing.T) {
-		_, err := rdsauth.NewPool(ctx, base+" sslmode=require", cfg, func(o *rdsauth.Options) { o.RootCAFile = "/nonexistent.pem" })
-		if err == nil || !strings.Contains(err.Error(), "RootCAFile") {
-			t.Fatalf("err = %v", err)
-		}
+		_, err := rdsauth.NewPool(ctx, base, cfg, func(o *rdsauth.Options) { o.RootCAFile = "/nonexistent.pem" })
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "RootCAFile")
 	})
 }
 
@@ -455,33 +362,29 @@ func TestEndToEndWithDefaultConfig(t *testing.T) {
 	ctx := context.Background()
 	env.Setenv(t)
 	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	before := env.STS.Calls("AssumeRoleWithWebIdentity")
 	pool, err := rdsauth.NewPool(ctx, dsn("app", ""), cfg, fakeClock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pool.Close()
 	var user string
-	if err := pool.QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil || user != "app" {
-		t.Fatalf("got %q, %v", user, err)
-	}
-	if got := env.STS.Calls("AssumeRoleWithWebIdentity") - before; got != 1 {
-		t.Errorf("STS calls = %d, want 1", got)
-	}
+	require.NoError(t, pool.QueryRow(ctx, "SELECT current_user").Scan(&user))
+	assert.Equal(t, "app", user)
+	assert.Equal(t, int64(1), env.STS.Calls("AssumeRoleWithWebIdentity")-before, "STS calls")
 }
 
 func FuzzConfigurePool(f *testing.F) {
 	for _, s := range []string{
 		"host=h port=5432 user=u sslmode=require",
+		"host=h port=5432 user=u sslmode=verify-full",
 		"host=h user=u",
 		"postgres://u@a:1,b:2/db?sslmode=prefer",
 		"postgres://u@a.c9akciq32.us-east-1.rds.amazonaws.com:5432/db?sslmode=verify-full",
+		"postgres://u@a.c9akciq32.us-east-1.rds.amazonaws.com:5432/db?ssl=true",
 		"host=/tmp user=u sslmode=disable",
 		"host=a,b port=1 user=u sslmode=allow",
 		"host=x.proxy-1.eu-west-1.rds.amazonaws.com user=u sslmode=require",
+		"host=x.proxy-1.eu-west-1.rds.amazonaws.com user=u sslmode=verify-ca",
 	} {
 		f.Add(s)
 	}
@@ -499,26 +402,28 @@ func FuzzConfigurePool(f *testing.F) {
 		}
 		src, err := rdsauth.ConfigurePool(poolCfg, aws.Config{Region: "us-east-1", Credentials: creds})
 		if err != nil {
-			for _, named := range []error{rdsauth.ErrInsecureTransport, rdsauth.ErrRegionMismatch, rdsauth.ErrInvalidEndpoint,
+			for _, named := range []error{rdsauth.ErrInsecureTransport, rdsauth.ErrUnverifiedTLS, rdsauth.ErrRegionMismatch, rdsauth.ErrInvalidEndpoint,
 				rdsauth.ErrInvalidUser, rdsauth.ErrNoRegion, rdsauth.ErrInvalidRegion} {
 				if errors.Is(err, named) {
 					return
 				}
 			}
-			t.Fatalf("unnamed error %v", err)
+			require.Failf(t, "unnamed error", "%v", err)
 		}
 		defer src.Close()
-		// Accepted: no network host may be reached without TLS, also after
-		// the hook rewrote the per-connection copy.
+		// Accepted: no network host may be reached without TLS that checks
+		// the server's certificate, also after the hook rewrote the
+		// per-connection copy.
 		cc := poolCfg.ConnConfig.Copy()
-		if err := poolCfg.BeforeConnect(context.Background(), cc); err != nil {
-			t.Fatalf("BeforeConnect refused an accepted config: %v", err)
-		}
+		require.NoError(t, poolCfg.BeforeConnect(context.Background(), cc), "BeforeConnect refused an accepted config")
 		all := append([]*pgconn.FallbackConfig{{Host: cc.Host, Port: cc.Port, TLSConfig: cc.TLSConfig}}, cc.Fallbacks...)
 		for _, fb := range all {
-			if fb.TLSConfig == nil && !strings.HasPrefix(fb.Host, "/") {
-				t.Fatalf("%s:%d reachable without TLS", fb.Host, fb.Port)
+			if strings.HasPrefix(fb.Host, "/") {
+				continue
 			}
+			require.NotNil(t, fb.TLSConfig, "%s:%d reachable without TLS", fb.Host, fb.Port)
+			verified := !fb.TLSConfig.InsecureSkipVerify || fb.TLSConfig.VerifyPeerCertificate != nil || fb.TLSConfig.VerifyConnection != nil
+			require.True(t, verified, "%s:%d reachable over TLS that accepts any certificate", fb.Host, fb.Port)
 		}
 	})
 }
@@ -531,13 +436,13 @@ func TestPolicyDeniesOtherUser(t *testing.T) {
 	pool, _ := newPool(t, dsn("other", ""), sessionConfig(t))
 	_, err := pool.Exec(ctx, "SELECT 1")
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "28000" {
-		t.Fatalf("err = %v, want 28000", err)
-	}
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "28000", pgErr.Code)
 	var te *pgfront.TokenError
 	for _, ev := range authLog.since(mark) {
-		if !errors.As(ev.Err, &te) || te.Code != "AccessDenied" || !strings.Contains(te.Reason, "rds-db:connect") {
-			t.Errorf("refused for %v, want the IAM denial", ev.Err)
+		if assert.ErrorAs(t, ev.Err, &te) {
+			assert.Equal(t, "AccessDenied", te.Code)
+			assert.Contains(t, te.Reason, "rds-db:connect")
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,9 +55,10 @@ type Options struct {
 	Clock clock.Clock
 
 	// AllowInsecure lets NewPool, ConfigurePool, OpenDB and BeforeConnect
-	// accept connection strings with sslmode below require. Default false:
-	// they fail with ErrInsecureTransport, since the token is a bearer
-	// credential for 15 minutes.
+	// accept connection strings with any sslmode, plaintext included
+	// (disable, allow, prefer). Default false: they fail with
+	// ErrInsecureTransport, since the token is a bearer credential for 15
+	// minutes. It implies AllowUnverifiedTLS.
 	AllowInsecure bool
 	// RootCAFile is a PEM bundle (for example the RDS global bundle,
 	// global-bundle.pem) that every host's certificate must chain to; it
@@ -74,6 +74,35 @@ type Options struct {
 	// are never cut by a token's expiry. Negative keeps the connection
 	// string's setting (pgx default 1 hour).
 	MaxConnLifetime time.Duration
+
+	// AllowUnverifiedTLS lets NewPool, ConfigurePool, OpenDB and
+	// BeforeConnect accept TLS that does not verify the server's
+	// certificate (sslmode=require without sslrootcert, or a tls.Config
+	// with InsecureSkipVerify). Default false: they fail with
+	// ErrUnverifiedTLS, since whoever can intercept the connection would
+	// get the token; use sslmode=verify-full with the RDS CA bundle
+	// instead.
+	AllowUnverifiedTLS bool
+	// DialAddress ("host:port") is where NewPool, ConfigurePool, OpenDB and
+	// BeforeConnect open the TCP connection: a kubectl port-forward, an SSH
+	// tunnel, a PrivateLink or NLB endpoint, a local proxy. The connection
+	// string still names the database: tokens are signed for its host and
+	// port, and sslmode=verify-full checks the certificate against its
+	// host name, so the tunnel sees only TLS. The connection string must
+	// name one host. Default: dial the connection string's host.
+	DialAddress string
+	// DSQL makes every host's tokens Aurora DSQL tokens (service dsql,
+	// Action DbConnectAdmin for the admin role and DbConnect for any
+	// other, signed for the host without its port). Default: DSQL tokens
+	// for hosts named like a cluster endpoint
+	// (CLUSTERID.dsql.REGION.on.aws), RDS tokens for any other host.
+	DSQL bool
+	// ExpiresIn is how long the server accepts a token (its
+	// X-Amz-Expires); it is handed out for less (see Margin) and never
+	// past the signing credentials' expiry. Default 15 minutes, which is
+	// also the most RDS accepts; Aurora DSQL accepts up to a week
+	// (MaxDSQLTokenLifetime).
+	ExpiresIn time.Duration
 
 	// fallbackRegion is the aws.Config's region (lowest precedence).
 	fallbackRegion string
@@ -260,7 +289,7 @@ func (s *TokenSource) entryFor(k cacheKey) (*entry, error) {
 	if err := checkUser(k.user); err != nil {
 		return nil, err
 	}
-	region, err := resolveRegion(k.host, s.opts.Region, s.opts.fallbackRegion)
+	region, err := s.regionFor(k.host)
 	if err != nil {
 		return nil, err
 	}
@@ -301,8 +330,8 @@ func (s *TokenSource) entryFor(k cacheKey) (*entry, error) {
 // mint signs a new token. Its lifetime is capped by the credentials'.
 func (s *TokenSource) mint(ctx context.Context, k cacheKey, e *entry) (Token, time.Time, error) {
 	endpoint := joinHostPort(k.host, k.port)
-	m, err := presign.Mint(ctx, s.creds, signingName, e.region, endpoint,
-		url.Values{"Action": {"connect"}, "DBUser": {k.user}}, TokenLifetime, s.clk.Now())
+	service, host, query, lifetime := s.tokenRequest(k)
+	m, err := presign.Mint(ctx, s.creds, service, e.region, host, query, lifetime, s.clk.Now())
 	if err != nil {
 		var ee *presign.ExpiredCredentialsError
 		if errors.As(err, &ee) {

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Token is an RDS IAM authentication token: the password for one database
-// user at one host:port, valid until [Token.Expires]. Printing it with fmt,
+// Token is an RDS or Aurora DSQL IAM authentication token: the password
+// for one database user at one host:port, valid until [Token.Expires]. Printing it with fmt,
 // %v, %+v, %#v, %s, %q or slog shows only a redacted form; [Token.Value]
 // is the only way to the password itself.
 type Token struct {
@@ -39,7 +39,8 @@ func (t Token) data() *tokenData {
 // Never log it.
 func (t Token) Value() string { return t.data().value }
 
-// Endpoint returns the host:port the token is signed for.
+// Endpoint returns the host:port the token is for. (An Aurora DSQL token
+// is signed for the host alone.)
 func (t Token) Endpoint() string {
 	if t.d == nil {
 		return ""
@@ -53,8 +54,9 @@ func (t Token) User() string { return t.data().user }
 // Region returns the region the token is signed for.
 func (t Token) Region() string { return t.data().region }
 
-// Expires returns when the token stops being accepted: the earlier of 15
-// minutes after signing and the signing credentials' expiry.
+// Expires returns when the token stops being accepted: the earlier of its
+// lifetime after signing (15 minutes, or Options.ExpiresIn) and the
+// signing credentials' expiry.
 func (t Token) Expires() time.Time { return t.data().expires }
 
 // SignedAt returns the token's signing time (its X-Amz-Date).
@@ -116,3 +118,45 @@ func joinHostPort(host string, port uint16) string {
 	}
 	return host + ":" + p
 }
+
+// String describes a TokenSource by the user and endpoint it mints for.
+// A TokenSource prints as this under every fmt verb and in slog, never as
+// its fields: it holds the credentials provider it signs with, which for
+// static credentials is the keys themselves, and its cached tokens.
+func (s *TokenSource) String() string {
+	if s == nil {
+		return "rdsauth.TokenSource(nil)"
+	}
+	return "rdsauth.TokenSource(" + s.User() + "@" + s.Endpoint() + " " + s.Region() + ")"
+}
+
+// GoString returns the description for %#v.
+func (s *TokenSource) GoString() string { return s.String() }
+
+// Format writes the description for every verb and flag.
+func (s *TokenSource) Format(f fmt.State, verb rune) {
+	str := s.String()
+	if verb == 'q' {
+		str = strconv.Quote(str)
+	}
+	_, _ = f.Write([]byte(str))
+}
+
+// LogValue implements slog.LogValuer with the user, endpoint and region.
+func (s *TokenSource) LogValue() slog.Value {
+	if s == nil {
+		return slog.StringValue("nil")
+	}
+	return slog.GroupValue(
+		slog.String("user", s.User()),
+		slog.String("endpoint", s.Endpoint()),
+		slog.String("region", s.Region()),
+	)
+}
+
+var (
+	_ fmt.Stringer   = (*TokenSource)(nil)
+	_ fmt.GoStringer = (*TokenSource)(nil)
+	_ fmt.Formatter  = (*TokenSource)(nil)
+	_ slog.LogValuer = (*TokenSource)(nil)
+)

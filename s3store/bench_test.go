@@ -1,10 +1,11 @@
-//lint:file-ignore SA1019 feature/s3/manager is deprecated in favour of feature/s3/transfermanager, which is still v0 (unstable API); manager is the stable, supported transfer manager this module pins.
+//lint:file-ignore SA1019 the deprecated feature/s3/manager is the baseline s3store is compared with here, and only here.
 
 package s3store_test
 
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
@@ -18,7 +19,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/s3store"
 )
@@ -26,9 +30,11 @@ import (
 // benchSize is the object size of the transfer benchmarks.
 const benchSize = 1 << 30
 
+const mib = 1 << 20
+
 // genReader yields n pseudo-random bytes without holding them: a 1 MiB
 // random block repeated, each copy stamped with its index. It is not an
-// io.ReaderAt, so uploads take the buffered path, as from a network stream.
+// io.Seeker, so uploads take the path of a network stream of unknown size.
 type genReader struct {
 	block []byte
 	off   int64
@@ -36,7 +42,7 @@ type genReader struct {
 }
 
 func newGenReader(n int64) *genReader {
-	b := make([]byte, 1<<20)
+	b := make([]byte, mib)
 	_, _ = rand.NewChaCha8([32]byte{7}).Read(b)
 	return &genReader{block: b, n: n}
 }
@@ -57,7 +63,7 @@ func (g *genReader) Read(p []byte) (int, error) {
 	return total, nil
 }
 
-// discardAt is an io.WriterAt that drops what it is given.
+// discardAt is an io.WriterAt that counts and drops what it is given.
 type discardAt struct{ n atomic.Int64 }
 
 func (d *discardAt) WriteAt(p []byte, _ int64) (int, error) {
@@ -65,43 +71,64 @@ func (d *discardAt) WriteAt(p []byte, _ int64) (int, error) {
 	return len(p), nil
 }
 
-// heapPeak samples the heap's live object bytes until stopped and reports
-// the peak: the memory a transfer holds at once.
-type heapPeak struct {
-	stop chan struct{}
-	done sync.WaitGroup
-	peak uint64
+// transferStats is what one transfer cost the client.
+type transferStats struct {
+	seconds float64
+	cpu     float64 // the process's user+system CPU seconds
+	// peakHeap is the peak of the heap's object bytes (live and not yet
+	// swept) above the level before the transfer: what the process needs
+	// with the default GOGC. peakLive is the peak of the live heap after
+	// each GC cycle during the transfer: what the transfer holds.
+	peakHeap, peakLive float64 // MiB
+	alloc              float64 // MiB allocated
 }
 
-func startHeapPeak() *heapPeak {
+// measure runs one transfer from a collected heap, sampling the heap
+// every 2 ms.
+func measure(transfer func() error) (transferStats, error) {
+	samples := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/heap/allocs:bytes"},
+	}
 	runtime.GC()
-	h := &heapPeak{stop: make(chan struct{})}
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	h.done.Add(1)
-	go func() {
-		defer h.done.Done()
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
+	metrics.Read(samples)
+	baseHeap, baseLive, baseAlloc := samples[0].Value.Uint64(), samples[1].Value.Uint64(), samples[2].Value.Uint64()
+
+	var (
+		stop               = make(chan struct{})
+		done               sync.WaitGroup
+		peakHeap, peakLive uint64
+	)
+	done.Go(func() {
+		own := slices.Clone(samples[:2])
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
 		for {
-			metrics.Read(sample)
-			h.peak = max(h.peak, sample[0].Value.Uint64())
+			metrics.Read(own)
+			peakHeap = max(peakHeap, own[0].Value.Uint64())
+			peakLive = max(peakLive, own[1].Value.Uint64())
 			select {
-			case <-h.stop:
+			case <-stop:
 				return
-			case <-t.C:
+			case <-tick.C:
 			}
 		}
-	}()
-	return h
-}
-
-func (h *heapPeak) report(b *testing.B) {
-	close(h.stop)
-	h.done.Wait()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(h.peak)/(1<<20), "peak-heap-MiB")
-	b.ReportMetric(float64(ms.Sys)/(1<<20), "sys-MiB")
+	})
+	cpu0, t0 := cpuTime(), time.Now()
+	err := transfer()
+	took, cpu := time.Since(t0), cpuTime()-cpu0
+	close(stop)
+	done.Wait()
+	metrics.Read(samples)
+	above := func(v, base uint64) float64 { return float64(max(v, base)-base) / mib }
+	return transferStats{
+		seconds:  took.Seconds(),
+		cpu:      cpu.Seconds(),
+		peakHeap: above(peakHeap, baseHeap),
+		peakLive: above(peakLive, baseLive),
+		alloc:    above(samples[2].Value.Uint64(), baseAlloc),
+	}, err
 }
 
 // cpuTime is this process's user+system CPU time: the client's work,
@@ -113,155 +140,165 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkTransfer1GiB moves 1 GiB through s3store and through the SDK's
-// transfer manager used directly, with the same part size and concurrency
-// (the defaults), against versitygw, with credentials from the IRSA path.
-// The data is generated as it is sent (a stream, so uploads take the
-// buffered path) and downloads go to a discarding io.WriterAt.
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// transferWay is one way of moving the benchmark's object.
+type transferWay struct {
+	name     string
+	upload   func(ctx context.Context, key string) error
+	download func(ctx context.Context, key string, w io.WriterAt) (int64, error)
+}
+
+// BenchmarkTransfer1GiB moves 1 GiB up and down through versitygw three
+// ways, with credentials from the IRSA path and the same part size and
+// concurrency (s3store's defaults): s3store, the SDK's transfer manager
+// (feature/s3/transfermanager) used directly and configured as s3store
+// configures it, and the deprecated feature/s3/manager s3store used before.
+// The data is generated as it is sent (a stream of unknown size, so
+// uploads buffer parts) and downloads go to a discarding io.WriterAt.
 //
-// upload|download/{s3store,manager} report throughput, the client's CPU
-// time, the peak heap during the transfers and the process's memory from
-// the OS; upload|download/interleaved alternate the two ways within each
-// iteration and report both throughputs and the median of the pairs'
-// ratios, the fairest figure on a shared machine.
+// Every iteration runs the three ways one after the other, rotating which
+// goes first, each from a quiet disk and a collected heap, so load on the
+// shared machine falls on all three alike. It reports for each way the
+// median throughput, client CPU, allocation and the largest peak heap over
+// the iterations, and the median, lowest and highest of the iterations'
+// throughput ratios s3store ÷ transfermanager and s3store ÷ manager.
 //
-//	go test -run '^$' -bench Transfer1GiB -benchtime 5x -benchmem ./s3store
+//	go test -run '^$' -bench Transfer1GiB -benchtime 7x ./s3store
 func BenchmarkTransfer1GiB(b *testing.B) {
 	st, cfg := newStoreCfg(b, testBucket, mustPolicy(b, testBucket, "bench/"))
-	// The raw SDK way, on the same config.
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
-	uploader := manager.NewUploader(client, func(u *manager.Uploader) {
-		u.PartSize, u.Concurrency = s3store.DefaultPartSize, s3store.DefaultConcurrency
+	partSize, concurrency := int64(s3store.DefaultPartSize), s3store.DefaultConcurrency
+	// The raw SDK ways, on the same config, with the client option
+	// s3store sets for downloads: without it the SDK logs a line per
+	// ranged part, which carries no checksum of the object.
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = true
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	downloader := manager.NewDownloader(client, func(d *manager.Downloader) {
-		d.PartSize, d.Concurrency = s3store.DefaultPartSize, s3store.DefaultConcurrency
-		// As s3store does: without it the SDK logs a line per ranged part.
-		d.ClientOptions = append(d.ClientOptions, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
+	tm := transfermanager.New(client, func(o *transfermanager.Options) {
+		o.PartSizeBytes, o.Concurrency = partSize, concurrency
+		o.MultipartUploadThreshold = partSize
+		o.GetObjectType = tmtypes.GetObjectRanges
 	})
+	uploader := manager.NewUploader(client, func(u *manager.Uploader) { u.PartSize, u.Concurrency = partSize, concurrency })
+	downloader := manager.NewDownloader(client, func(d *manager.Downloader) { d.PartSize, d.Concurrency = partSize, concurrency })
+	ways := []transferWay{
+		{
+			name: "s3store",
+			upload: func(ctx context.Context, key string) error {
+				_, err := st.Put(ctx, key, newGenReader(benchSize))
+				return err
+			},
+			download: func(ctx context.Context, key string, w io.WriterAt) (int64, error) { return st.Download(ctx, key, w) },
+		},
+		{
+			name: "transfermanager",
+			upload: func(ctx context.Context, key string) error {
+				_, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), Body: newGenReader(benchSize)})
+				return err
+			},
+			download: func(ctx context.Context, key string, w io.WriterAt) (int64, error) {
+				out, err := tm.DownloadObject(ctx, &transfermanager.DownloadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), WriterAt: w})
+				if err != nil {
+					return 0, err
+				}
+				return aws.ToInt64(out.ContentLength), nil
+			},
+		},
+		{
+			name: "manager",
+			upload: func(ctx context.Context, key string) error {
+				_, err := uploader.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), Body: newGenReader(benchSize)})
+				return err
+			},
+			download: func(ctx context.Context, key string, w io.WriterAt) (int64, error) {
+				return downloader.Download(ctx, w, &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
+			},
+		},
+	}
 	ctx := context.Background()
 	b.Cleanup(func() {
-		_ = st.DeleteMany(context.Background(), []string{"bench/s3store", "bench/manager"})
+		keys := []string{"bench/download"}
+		for _, w := range ways {
+			keys = append(keys, "bench/"+w.name)
+		}
+		_ = st.DeleteMany(context.Background(), keys)
 	})
 
-	upload := map[string]func(key string) error{
-		"s3store": func(key string) error {
-			_, err := st.Put(ctx, key, newGenReader(benchSize))
-			return err
-		},
-		"manager": func(key string) error {
-			_, err := uploader.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), Body: newGenReader(benchSize)})
-			return err
-		},
-	}
-	download := map[string]func(key string, w io.WriterAt) (int64, error){
-		"s3store": func(key string, w io.WriterAt) (int64, error) { return st.Download(ctx, key, w) },
-		"manager": func(key string, w io.WriterAt) (int64, error) {
-			return downloader.Download(ctx, w, &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
-		},
-	}
-	ways := []string{"s3store", "manager"}
-
-	// Every timed transfer starts with the server's disk quiet: sync
-	// flushes the previous transfer's dirty pages, which would otherwise be
-	// written back during (and slow down) whichever transfer comes next.
-	quiesce := func(b *testing.B) {
-		b.StopTimer()
-		syscall.Sync()
-		b.StartTimer()
-	}
-
-	// Interleaved: each iteration runs both ways, alternating which goes
-	// first, so drift in machine speed hits both alike; reports each way's
-	// throughput and their ratio.
 	for _, dir := range []string{"upload", "download"} {
-		b.Run(dir+"/interleaved", func(b *testing.B) {
+		b.Run(dir, func(b *testing.B) {
 			if dir == "download" {
-				for _, way := range ways {
-					if obj, err := st.Stat(ctx, "bench/"+way); err != nil || obj.Size != benchSize {
-						if err := upload[way]("bench/" + way); err != nil {
-							b.Fatal(err)
-						}
-					}
+				// All three read one object, from a warm page cache.
+				const key = "bench/download"
+				if obj, err := st.Stat(ctx, key); err != nil || obj.Size != benchSize {
+					require.NoError(b, ways[0].upload(ctx, key))
 				}
+				_, err := st.Download(ctx, key, &discardAt{})
+				require.NoError(b, err)
 			}
-			spent := map[string]time.Duration{}
-			var ratios []float64
-			b.SetBytes(2 * benchSize)
+			stats := map[string][]transferStats{}
 			b.ResetTimer()
 			for i := range b.N {
-				order := ways
-				if i%2 == 1 {
-					order = []string{ways[1], ways[0]}
+				for j := range ways {
+					w := ways[(i+j)%len(ways)]
+					// Flush the previous transfer's dirty pages, which the
+					// server would otherwise write back during this one.
+					b.StopTimer()
+					syscall.Sync()
+					b.StartTimer()
+					s, err := measure(func() error {
+						if dir == "upload" {
+							return w.upload(ctx, "bench/"+w.name)
+						}
+						var d discardAt
+						n, err := w.download(ctx, "bench/download", &d)
+						if err == nil && (n != benchSize || d.n.Load() != benchSize) {
+							err = fmt.Errorf("%s downloaded %d bytes, wrote %d, want %d", w.name, n, d.n.Load(), benchSize)
+						}
+						return err
+					})
+					require.NoError(b, err, w.name)
+					stats[w.name] = append(stats[w.name], s)
 				}
-				took := map[string]time.Duration{}
-				for _, way := range order {
-					quiesce(b)
-					start := time.Now()
-					var err error
-					if dir == "upload" {
-						err = upload[way]("bench/" + way)
-					} else {
-						var w discardAt
-						_, err = download[way]("bench/"+way, &w)
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
-					took[way] = time.Since(start)
-					spent[way] += took[way]
-				}
-				ratios = append(ratios, took["manager"].Seconds()/took["s3store"].Seconds())
 			}
 			b.StopTimer()
-			mbps := func(way string) float64 { return float64(b.N) * benchSize / 1e6 / spent[way].Seconds() }
-			b.ReportMetric(mbps("s3store"), "s3store-MB/s")
-			b.ReportMetric(mbps("manager"), "manager-MB/s")
-			// The median of the pairs' speed ratios: a burst of load on the
-			// machine during one transfer skews one pair, not the figure.
-			slices.Sort(ratios)
-			b.ReportMetric(ratios[len(ratios)/2], "s3store/manager-median")
+			report(b, ways, stats, partSize, concurrency)
 		})
 	}
+}
 
-	for _, way := range ways {
-		b.Run("upload/"+way, func(b *testing.B) {
-			b.SetBytes(benchSize)
-			peak := startHeapPeak()
-			cpu0 := cpuTime()
-			for range b.N {
-				quiesce(b)
-				if err := upload[way]("bench/" + way); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "client-cpu-s/op")
-			peak.report(b)
-		})
+// report reports each way's figures and s3store's throughput ratios.
+func report(b *testing.B, ways []transferWay, stats map[string][]transferStats, partSize int64, concurrency int) {
+	of := func(way string, f func(transferStats) float64) []float64 {
+		var xs []float64
+		for _, s := range stats[way] {
+			xs = append(xs, f(s))
+		}
+		return xs
 	}
-	for _, way := range ways {
-		b.Run("download/"+way, func(b *testing.B) {
-			key := "bench/" + way
-			if obj, err := st.Stat(ctx, key); err != nil || obj.Size != benchSize {
-				if err := upload[way](key); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.SetBytes(benchSize)
-			b.ResetTimer()
-			peak := startHeapPeak()
-			cpu0 := cpuTime()
-			for range b.N {
-				quiesce(b)
-				var w discardAt
-				n, err := download[way](key, &w)
-				if err != nil || n != benchSize || w.n.Load() != benchSize {
-					b.Fatalf("downloaded %d/%d bytes: %v", n, w.n.Load(), err)
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "client-cpu-s/op")
-			peak.report(b)
-		})
+	for _, w := range ways {
+		b.ReportMetric(median(of(w.name, func(s transferStats) float64 { return benchSize / 1e6 / s.seconds })), w.name+"-MB/s")
+		b.ReportMetric(median(of(w.name, func(s transferStats) float64 { return s.cpu })), w.name+"-cpu-s")
+		b.ReportMetric(median(of(w.name, func(s transferStats) float64 { return s.alloc })), w.name+"-alloc-MiB")
+		b.ReportMetric(slices.Max(of(w.name, func(s transferStats) float64 { return s.peakHeap })), w.name+"-peak-heap-MiB")
+		b.ReportMetric(slices.Max(of(w.name, func(s transferStats) float64 { return s.peakLive })), w.name+"-peak-live-MiB")
 	}
+	// Ratio of speeds within each iteration: a burst of load on the
+	// machine skews one iteration, not the median.
+	for _, other := range ways[1:] {
+		var ratios []float64
+		for i, s := range stats["s3store"] {
+			ratios = append(ratios, stats[other.name][i].seconds/s.seconds)
+		}
+		b.ReportMetric(median(ratios), "s3store/"+other.name+"-median")
+		b.ReportMetric(slices.Min(ratios), "s3store/"+other.name+"-min")
+		b.ReportMetric(slices.Max(ratios), "s3store/"+other.name+"-max")
+	}
+	b.ReportMetric(float64(partSize)*float64(concurrency)/mib, "partsize*concurrency-MiB")
 }

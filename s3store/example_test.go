@@ -15,50 +15,61 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/irsakit/irsakit/irsa"
 	"github.com/irsakit/irsakit/s3store"
 )
 
+// ExampleNew is a program in a pod whose Kubernetes service account is
+// annotated with an IAM role (eks.amazonaws.com/role-arn): irsa.Load takes
+// the role and the projected token from the pod's environment, and the
+// role's policy, from s3store.Policy("my-bucket" with Prefix "reports/"), allows the
+// objects under reports/ and nothing else. (When this example runs as a
+// test, that environment points at a local S3-compatible server, which
+// needs UsePathStyle; on AWS leave it out.)
 func ExampleNew() {
 	ctx := context.Background()
-	// In a pod with IRSA, the config carries the role's credentials
-	// (irsa.Load(ctx) returns a session whose Config() is used the same way).
-	cfg, err := config.LoadDefaultConfig(ctx)
+	sess, err := irsa.Load(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	store, err := s3store.New(cfg, "my-bucket", func(o *s3store.Options) {
-		o.ServerSideEncryption = types.ServerSideEncryptionAwsKms
-		o.SSEKMSKeyID = "alias/app-data"
+	store, err := s3store.New(sess.Config(), "my-bucket", func(o *s3store.Options) {
+		o.UsePathStyle = true
 		o.ChecksumAlgorithm = types.ChecksumAlgorithmSha256
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 
-	f, err := os.Open("report.csv")
+	// Any io.Reader, of any size: a large one goes up in parts.
+	_, err = store.Put(ctx, "reports/2024.csv", strings.NewReader("month,total\njan,42\n"), func(o *s3store.PutOptions) {
+		o.ContentType = "text/csv"
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer f.Close()
-	// Any size: large files go up in parts, read in place.
-	if _, err := store.Put(ctx, "reports/2024.csv", f, func(o *s3store.PutOptions) {
-		o.ContentType = "text/csv"
-	}); err != nil {
+	obj, err := store.Stat(ctx, "reports/2024.csv")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(obj.Key, obj.Size, obj.ContentType, obj.ChecksumAlgorithm)
+
+	r, err := store.Get(ctx, "reports/2024.csv")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := io.Copy(os.Stdout, r); err != nil {
 		log.Fatal(err)
 	}
 
-	r, err := store.Get(ctx, "reports/2024.csv")
-	switch {
-	case errors.Is(err, s3store.ErrNotFound):
-		log.Print("no report yet")
-	case errors.Is(err, s3store.ErrAccessDenied):
-		log.Fatalf("the role may not read reports: %v", err)
-	case err != nil:
-		log.Fatal(err)
-	default:
-		defer r.Close()
-		_, _ = io.Copy(os.Stdout, r)
-	}
+	// Outside the role's prefix, S3 refuses.
+	_, err = store.Get(ctx, "payroll/2024.csv")
+	fmt.Println(errors.Is(err, s3store.ErrAccessDenied))
+	// Output:
+	// reports/2024.csv 19 text/csv SHA256
+	// month,total
+	// jan,42
+	// true
 }
 
 func ExampleStore_List() {
@@ -80,7 +91,7 @@ func ExampleStore_List() {
 }
 
 func ExamplePolicy() {
-	doc, err := s3store.Policy("my-bucket", "tenant-42/")
+	doc, err := s3store.Policy("my-bucket", func(o *s3store.PolicyOptions) { o.Prefix = "tenant-42" })
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -92,9 +103,7 @@ func ExamplePolicy() {
 	//     {
 	//       "Sid": "ListPrefix",
 	//       "Effect": "Allow",
-	//       "Action": [
-	//         "s3:ListBucket"
-	//       ],
+	//       "Action": "s3:ListBucket",
 	//       "Resource": "arn:aws:s3:::my-bucket",
 	//       "Condition": {
 	//         "StringLike": {

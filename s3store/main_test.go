@@ -2,6 +2,7 @@ package s3store_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/internal/awstest/versitygw"
 	"github.com/irsakit/irsakit/irsa"
@@ -30,7 +32,19 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(versitygw.Main(m, func(e *versitygw.Env, err error) { env, envErr = e, err }))
+	var closeExamplePod func()
+	code := versitygw.Main(m, func(e *versitygw.Env, err error) {
+		env, envErr = e, err
+		closeExamplePod, err = examplePod(e)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "s3store: the examples' pod environment: %v\n", err)
+			os.Exit(1)
+		}
+	})
+	if closeExamplePod != nil {
+		closeExamplePod()
+	}
+	os.Exit(code)
 }
 
 // testBucket is where the tests' roles are scoped; otherBucket is outside
@@ -57,9 +71,7 @@ func needEnv(t testing.TB) *versitygw.Env {
 			}
 		}
 	})
-	if bucketsErr != nil {
-		t.Fatal(bucketsErr)
-	}
+	require.NoError(t, bucketsErr)
 	return env
 }
 
@@ -76,9 +88,7 @@ func role(t testing.TB, policy []byte) (roleARN, subject string) {
 	name += "-" + itoa(n)
 	subject = versitygw.Subject("apps", name)
 	arn, err := e.CreateRole(context.Background(), name, subject, map[string]string{"s3store": string(policy)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return arn, subject
 }
 
@@ -105,12 +115,9 @@ func podConfig(t testing.TB, roleARN, subject string) aws.Config {
 	sess, err := irsa.Load(context.Background(), func(o *irsa.Options) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sess.Mode() != irsa.WebIdentity || sess.RoleARN() != roleARN {
-		t.Fatalf("irsa.Load: mode %v, role %q; want web identity for %q", sess.Mode(), sess.RoleARN(), roleARN)
-	}
+	require.NoError(t, err)
+	require.Equal(t, irsa.WebIdentity, sess.Mode())
+	require.Equal(t, roleARN, sess.RoleARN())
 	return sess.Config()
 }
 
@@ -127,18 +134,14 @@ func newStoreCfg(t testing.TB, bucket string, policy []byte, optFns ...func(*s3s
 	roleARN, sub := role(t, policy)
 	cfg := podConfig(t, roleARN, sub)
 	st, err := s3store.New(cfg, bucket, append([]func(*s3store.Options){func(o *s3store.Options) { o.UsePathStyle = true }}, optFns...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return st, cfg
 }
 
 func mustPolicy(t testing.TB, bucket, prefix string, actions ...s3store.Action) []byte {
 	t.Helper()
-	p, err := s3store.Policy(bucket, prefix, actions...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, err := s3store.Policy(bucket, func(o *s3store.PolicyOptions) { o.Prefix, o.Actions = prefix, actions })
+	require.NoError(t, err)
 	return p
 }
 
@@ -173,7 +176,7 @@ func (c *callCounter) option(o *s3.Options) {
 				op := middleware.GetOperationName(ctx)
 				hdr := map[string]string{}
 				if req, ok := in.Request.(*smithyhttp.Request); ok {
-					for _, k := range []string{"X-Amz-Server-Side-Encryption", "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "Content-Type", "X-Amz-Sdk-Checksum-Algorithm", "X-Amz-Checksum-Algorithm", "X-Amz-Meta-Owner"} {
+					for _, k := range []string{"X-Amz-Server-Side-Encryption", "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "Content-Type", "X-Amz-Sdk-Checksum-Algorithm", "X-Amz-Checksum-Algorithm", "X-Amz-Checksum-Crc32", "X-Amz-Trailer", "X-Amz-Meta-Owner"} {
 						if v := req.Header.Get(k); v != "" {
 							hdr[k] = v
 						}

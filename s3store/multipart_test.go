@@ -1,5 +1,3 @@
-//lint:file-ignore SA1019 feature/s3/manager is deprecated in favour of feature/s3/transfermanager, which is still v0 (unstable API); manager is the stable, supported transfer manager this module pins.
-
 package s3store_test
 
 import (
@@ -7,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,8 +13,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/s3store"
 )
@@ -43,6 +46,13 @@ func compositeSHA256(data []byte, partSize int) string {
 	return fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(sum[:]), n)
 }
 
+// minPart is S3's minimum part size, for sizing test data.
+const minPart = int(s3store.MinPartSize)
+
+// stream hides every method of r but Read: content of unknown size, as
+// from a network connection.
+func stream(r io.Reader) io.Reader { return struct{ io.Reader }{r} }
+
 // TestMultipart64MiB uploads 64 MiB of unknown size in parts with SHA-256
 // checksums that the server verifies per part, checks the object's
 // composite checksum, and reads it back whole, in ranges, and in parallel.
@@ -59,51 +69,36 @@ func TestMultipart64MiB(t *testing.T) {
 	})
 	ctx := context.Background()
 
-	// A plain io.Reader: size unknown, parts buffered.
-	res, err := st.Put(ctx, "mp/big.bin", struct{ io.Reader }{bytes.NewReader(data)}, func(o *s3store.PutOptions) {
+	res, err := st.Put(ctx, "mp/big.bin", stream(bytes.NewReader(data)), func(o *s3store.PutOptions) {
 		o.ContentType = "application/octet-stream"
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.UploadID == "" {
-		t.Error("64 MiB went up in one request")
-	}
-	if got := cc.count("UploadPart"); got != size/partSize {
-		t.Errorf("UploadPart calls = %d, want %d", got, size/partSize)
-	}
+	require.NoError(t, err)
+	assert.NotEmpty(t, res.UploadID, "64 MiB went up in one request")
+	assert.Equal(t, size/partSize, cc.count("UploadPart"))
 	for i, h := range cc.headers("UploadPart") {
-		if h["X-Amz-Sdk-Checksum-Algorithm"] != "SHA256" {
-			t.Errorf("part %d sent without a SHA-256 checksum: %v", i, h)
-		}
+		assert.Equal(t, "SHA256", h["X-Amz-Sdk-Checksum-Algorithm"], "part %d", i)
 	}
 	wantComposite := compositeSHA256(data, partSize)
-	if res.Checksum != wantComposite {
-		t.Errorf("Put checksum = %q, want %q", res.Checksum, wantComposite)
-	}
+	assert.Equal(t, wantComposite, res.Checksum)
 
 	obj, err := st.Stat(ctx, "mp/big.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if obj.Size != size || obj.ChecksumAlgorithm != types.ChecksumAlgorithmSha256 || obj.Checksum != wantComposite {
-		t.Errorf("Stat = size %d, %s %q, want %d, SHA256 %q", obj.Size, obj.ChecksumAlgorithm, obj.Checksum, size, wantComposite)
-	}
-	if obj.ChecksumType != "" && obj.ChecksumType != types.ChecksumTypeComposite {
-		t.Errorf("checksum type = %q, want COMPOSITE", obj.ChecksumType)
+	require.NoError(t, err)
+	assert.Equal(t, int64(size), obj.Size)
+	assert.Equal(t, types.ChecksumAlgorithmSha256, obj.ChecksumAlgorithm)
+	assert.Equal(t, wantComposite, obj.Checksum)
+	if obj.ChecksumType != "" {
+		assert.Equal(t, types.ChecksumTypeComposite, obj.ChecksumType)
 	}
 
 	t.Run("stream", func(t *testing.T) {
 		r, err := st.Get(ctx, "mp/big.bin")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer r.Close()
 		h := sha256.New()
 		n, err := io.Copy(h, r)
-		if err != nil || n != size || !bytes.Equal(h.Sum(nil), want[:]) {
-			t.Fatalf("streamed %d bytes, err %v, SHA-256 match %v", n, err, bytes.Equal(h.Sum(nil), want[:]))
-		}
+		require.NoError(t, err)
+		assert.Equal(t, int64(size), n)
+		assert.Equal(t, want[:], h.Sum(nil))
 	})
 
 	t.Run("ranges", func(t *testing.T) {
@@ -119,59 +114,204 @@ func TestMultipart64MiB(t *testing.T) {
 				o.Offset, o.Length = rg.off, rg.n
 				o.IfMatch = res.ETag
 			})
-			if err != nil {
-				t.Fatalf("range %d+%d: %v", rg.off, rg.n, err)
-			}
+			require.NoError(t, err, "range %d+%d", rg.off, rg.n)
 			got := readAll(t, r)
 			end := rg.off + rg.n
 			if rg.n == 0 {
 				end = size
 			}
-			if !bytes.Equal(got, data[rg.off:end]) {
-				t.Errorf("range %d+%d: %d bytes, content differs", rg.off, rg.n, len(got))
-			}
-			if r.Len() != end-rg.off || r.Object().Size != size {
-				t.Errorf("range %d+%d: Len %d, Size %d", rg.off, rg.n, r.Len(), r.Object().Size)
-			}
+			assert.True(t, bytes.Equal(got, data[rg.off:end]), "range %d+%d: %d bytes, content differs", rg.off, rg.n, len(got))
+			assert.Equal(t, end-rg.off, r.Len(), "range %d+%d", rg.off, rg.n)
+			assert.Equal(t, int64(size), r.Object().Size, "range %d+%d", rg.off, rg.n)
 		}
 	})
 
 	t.Run("parallel download", func(t *testing.T) {
 		before := cc.count("GetObject")
-		buf := manager.NewWriteAtBuffer(make([]byte, 0, size))
+		buf := tmtypes.NewWriteAtBuffer(make([]byte, 0, size))
 		n, err := st.Download(ctx, "mp/big.bin", buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := sha256.Sum256(buf.Bytes())
-		if n != size || got != want {
-			t.Fatalf("downloaded %d bytes, SHA-256 match %v", n, got == want)
-		}
-		if calls := cc.count("GetObject") - before; calls != size/partSize {
-			t.Errorf("download made %d GETs, want %d ranged parts", calls, size/partSize)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, int64(size), n)
+		assert.Equal(t, want, sha256.Sum256(buf.Bytes()))
+		assert.Equal(t, size/partSize, cc.count("GetObject")-before, "one ranged GET per part")
 	})
 
 	t.Run("file upload", func(t *testing.T) {
-		// An *os.File is an io.ReaderAt: parts are read in place.
+		// An *os.File is an io.Seeker: its size is known up front.
 		path := filepath.Join(t.TempDir(), "big.bin")
-		if err := os.WriteFile(path, data[:20<<20], 0o600); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(path, data[:20<<20], 0o600))
 		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer f.Close()
-		if _, err := st.Put(ctx, "mp/file.bin", f); err != nil {
-			t.Fatal(err)
-		}
+		_, err = st.Put(ctx, "mp/file.bin", f)
+		require.NoError(t, err)
 		obj, err := st.Stat(ctx, "mp/file.bin")
-		if err != nil {
-			t.Fatal(err)
+		require.NoError(t, err)
+		assert.Equal(t, int64(20<<20), obj.Size)
+		assert.Equal(t, compositeSHA256(data[:20<<20], partSize), obj.Checksum)
+	})
+}
+
+// brokenReader yields n bytes of data and then fails, as a stream whose
+// connection drops.
+type brokenReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *brokenReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		return n, b.err
+	}
+	return n, err
+}
+
+// TestPutAbortsFailedUpload: a multipart Put whose reader fails leaves no
+// upload behind on the server (its parts would be billed until a
+// lifecycle rule removed them), and the abort carries the call's SDK
+// options like every other request of the upload.
+func TestPutAbortsFailedUpload(t *testing.T) {
+	e := needEnv(t)
+	st := newStore(t, testBucket, mustPolicy(t, testBucket, "abort/",
+		s3store.ActionGetObject, s3store.ActionPutObject, s3store.ActionAbortMultipartUpload))
+	ctx := context.Background()
+	errDropped := errors.New("connection dropped")
+	cc := newCallCounter()
+
+	_, err := st.Put(ctx, "abort/partial.bin", &brokenReader{r: bytes.NewReader(randomData(3*minPart, 2)), err: errDropped},
+		func(o *s3store.PutOptions) {
+			o.PartSize = s3store.MinPartSize
+			o.ClientOptions = append(o.ClientOptions, cc.option)
+		})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, errDropped)
+	var se *s3store.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "put", se.Op)
+	assert.Equal(t, "abort/partial.bin", se.Key)
+
+	assert.Equal(t, 1, cc.count("CreateMultipartUpload"))
+	assert.Equal(t, 1, cc.count("AbortMultipartUpload"), "the abort went out with the call's options")
+	assert.Zero(t, cc.count("CompleteMultipartUpload"))
+
+	uploads, err := e.S3(e.Root()).ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(testBucket), Prefix: aws.String("abort/"),
+	})
+	require.NoError(t, err)
+	assert.Empty(t, uploads.Uploads, "a failed upload was left on the server")
+	ok, err := st.Exists(ctx, "abort/partial.bin")
+	require.NoError(t, err)
+	assert.False(t, ok)
+}
+
+// TestPutKeepsClientChecksumSetting: the transfer manager sets the request
+// checksum calculation on every request it sends; a Store whose client is
+// configured to send checksums only when required must still send none.
+func TestPutKeepsClientChecksumSetting(t *testing.T) {
+	cc := newCallCounter()
+	st := newStore(t, testBucket, mustPolicy(t, testBucket, "ckreq/"), func(o *s3store.Options) {
+		o.PartSize = s3store.MinPartSize
+		o.ClientOptions = append(o.ClientOptions, cc.option, func(so *s3.Options) {
+			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		})
+	})
+	ctx := context.Background()
+	data := randomData(2*minPart+100, 3)
+	res, err := st.Put(ctx, "ckreq/a.bin", stream(bytes.NewReader(data)))
+	require.NoError(t, err)
+	require.NotEmpty(t, res.UploadID)
+	require.Equal(t, 3, cc.count("UploadPart"))
+	for _, op := range []string{"CreateMultipartUpload", "UploadPart"} {
+		for i, h := range cc.headers(op) {
+			for _, k := range []string{"X-Amz-Sdk-Checksum-Algorithm", "X-Amz-Checksum-Algorithm", "X-Amz-Checksum-Crc32", "X-Amz-Trailer"} {
+				assert.Empty(t, h[k], "%s %d sent %s", op, i, k)
+			}
 		}
-		if want := compositeSHA256(data[:20<<20], partSize); obj.Size != 20<<20 || obj.Checksum != want {
-			t.Errorf("Stat = %d %q, want %d %q", obj.Size, obj.Checksum, 20<<20, want)
+	}
+
+	// The setting still yields to a checksum the Store asks for.
+	_, err = st.Put(ctx, "ckreq/b.bin", stream(bytes.NewReader(data)), func(o *s3store.PutOptions) {
+		o.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+	})
+	require.NoError(t, err)
+	hs := cc.headers("UploadPart")
+	require.Len(t, hs, 6)
+	for _, h := range hs[3:] {
+		assert.Equal(t, "CRC32C", h["X-Amz-Sdk-Checksum-Algorithm"])
+	}
+}
+
+// TestDownload covers the shapes of Download besides the large object of
+// TestMultipart64MiB.
+func TestDownload(t *testing.T) {
+	cc := newCallCounter()
+	st := newStore(t, testBucket, mustPolicy(t, testBucket, "dl/"), func(o *s3store.Options) {
+		o.PartSize = s3store.MinPartSize
+		o.ClientOptions = append(o.ClientOptions, cc.option)
+	})
+	ctx := context.Background()
+	data := randomData(2*minPart+12345, 4)
+	_, err := st.Put(ctx, "dl/obj.bin", bytes.NewReader(data))
+	require.NoError(t, err)
+	_, err = st.Put(ctx, "dl/empty", bytes.NewReader(nil))
+	require.NoError(t, err)
+
+	download := func(t *testing.T, key string, optFns ...func(*s3store.GetOptions)) ([]byte, int64, error) {
+		t.Helper()
+		buf := tmtypes.NewWriteAtBuffer(nil)
+		n, err := st.Download(ctx, key, buf, optFns...)
+		return buf.Bytes(), n, err
+	}
+
+	t.Run("whole object in parts", func(t *testing.T) {
+		before := cc.count("GetObject")
+		got, n, err := download(t, "dl/obj.bin")
+		require.NoError(t, err)
+		assert.Equal(t, int64(len(data)), n)
+		assert.True(t, bytes.Equal(data, got), "content differs")
+		assert.Equal(t, 3, cc.count("GetObject")-before)
+	})
+	t.Run("empty object", func(t *testing.T) {
+		got, n, err := download(t, "dl/empty")
+		require.NoError(t, err)
+		assert.Zero(t, n)
+		assert.Empty(t, got)
+	})
+	t.Run("ranges in one request", func(t *testing.T) {
+		for _, rg := range []struct {
+			off, n int64
+			want   []byte
+		}{
+			{10, 100, data[10:110]},
+			{s3store.MinPartSize - 5, s3store.MinPartSize + 10, data[minPart-5 : 2*minPart+5]},
+			{int64(len(data)) - 7, 0, data[len(data)-7:]},    // to the end
+			{int64(len(data)) - 7, 1000, data[len(data)-7:]}, // past the end: what there is
+		} {
+			before := cc.count("GetObject")
+			got, n, err := download(t, "dl/obj.bin", func(o *s3store.GetOptions) { o.Offset, o.Length = rg.off, rg.n })
+			require.NoError(t, err, "range %d+%d", rg.off, rg.n)
+			assert.Equal(t, int64(len(rg.want)), n, "range %d+%d", rg.off, rg.n)
+			assert.True(t, bytes.Equal(rg.want, got), "range %d+%d: content differs", rg.off, rg.n)
+			assert.Equal(t, 1, cc.count("GetObject")-before, "range %d+%d", rg.off, rg.n)
 		}
+	})
+	t.Run("changed ETag", func(t *testing.T) {
+		_, n, err := download(t, "dl/obj.bin", func(o *s3store.GetOptions) { o.IfMatch = `"0123456789abcdef0123456789abcdef"` })
+		require.Error(t, err)
+		assert.Zero(t, n)
+		var se *s3store.Error
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, "download", se.Op)
+	})
+	t.Run("missing key", func(t *testing.T) {
+		_, n, err := download(t, "dl/missing")
+		assert.ErrorIs(t, err, s3store.ErrNotFound)
+		assert.Zero(t, n)
+	})
+	t.Run("no writer", func(t *testing.T) {
+		_, err := st.Download(ctx, "dl/obj.bin", nil)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "io.WriterAt")
 	})
 }

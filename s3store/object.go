@@ -1,5 +1,3 @@
-//lint:file-ignore SA1019 feature/s3/manager is deprecated in favour of feature/s3/transfermanager, which is still v0 (unstable API); manager is the stable, supported transfer manager this module pins.
-
 package s3store
 
 import (
@@ -8,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -86,11 +87,10 @@ type PutResult struct {
 
 // Put stores r's content under key. Content up to one part goes up in one
 // PutObject; larger content, of known or unknown size, goes up in parts
-// through the SDK's transfer manager. Memory is bounded whatever the
-// object's size: at most Concurrency+1 part buffers (30 MiB with the
-// defaults), none when r is an io.ReaderAt and io.Seeker such as *os.File.
-// A failed multipart upload is aborted (which needs
-// s3:AbortMultipartUpload).
+// through the SDK's transfer manager (feature/s3/transfermanager).
+// Memory is bounded whatever the object's size: at most Concurrency+2
+// part buffers (56 MiB with the defaults). A failed multipart upload is
+// aborted (which needs s3:AbortMultipartUpload).
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, optFns ...func(*PutOptions)) (PutResult, error) {
 	if err := validateKey(key); err != nil {
 		return PutResult{}, err
@@ -113,10 +113,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, optFns ...func
 	if err := validateChecksum(ck); err != nil {
 		return PutResult{}, err
 	}
-	if po.PartSize != 0 && po.PartSize < manager.MinUploadPartSize {
+	if po.PartSize != 0 && po.PartSize < MinPartSize {
 		return PutResult{}, fmt.Errorf("s3store: PartSize %d is below S3's minimum part size of 5 MiB", po.PartSize)
 	}
-	in := &s3.PutObjectInput{
+	in := &transfermanager.UploadObjectInput{
 		Bucket:               aws.String(s.bucket),
 		Key:                  aws.String(key),
 		Body:                 r,
@@ -125,19 +125,22 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, optFns ...func
 		ContentDisposition:   nonEmpty(po.ContentDisposition),
 		ContentEncoding:      nonEmpty(po.ContentEncoding),
 		Metadata:             po.Metadata,
-		ServerSideEncryption: alg,
-		SSEKMSKeyId:          keyID,
-		ChecksumAlgorithm:    ck,
+		ServerSideEncryption: tmtypes.ServerSideEncryption(alg),
+		SSEKMSKeyID:          keyID,
+		ChecksumAlgorithm:    tmtypes.ChecksumAlgorithm(ck),
 		IfNoneMatch:          nonEmpty(po.IfNoneMatch),
 	}
-	out, err := s.uploader.Upload(ctx, in, func(u *manager.Uploader) {
+	out, err := s.transfer.UploadObject(ctx, in, func(o *transfermanager.Options) {
 		if po.PartSize != 0 {
-			u.PartSize = po.PartSize
+			o.PartSizeBytes = po.PartSize
+			o.MultipartUploadThreshold = po.PartSize
 		}
 		if po.Concurrency > 0 {
-			u.Concurrency = po.Concurrency
+			o.Concurrency = po.Concurrency
 		}
-		u.ClientOptions = append(u.ClientOptions, po.ClientOptions...)
+		if len(po.ClientOptions) > 0 {
+			o.S3 = withClientOptions{Client: s.client, opts: po.ClientOptions}
+		}
 	})
 	if err != nil {
 		return PutResult{}, wrapErr("put", s.bucket, key, err)
@@ -146,8 +149,57 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, optFns ...func
 		ETag:      aws.ToString(out.ETag),
 		VersionID: aws.ToString(out.VersionID),
 		Checksum:  firstNonEmpty(out.ChecksumCRC32, out.ChecksumCRC32C, out.ChecksumCRC64NVME, out.ChecksumSHA1, out.ChecksumSHA256),
-		UploadID:  out.UploadID,
+		UploadID:  aws.ToString(out.UploadID),
 	}, nil
+}
+
+// withClientOptions is the S3 client of one transfer: every request the
+// transfer manager sends through it, an abort after a failure included,
+// carries the call's SDK options after the transfer manager's own.
+type withClientOptions struct {
+	*s3.Client
+	opts []func(*s3.Options)
+}
+
+var _ transfermanager.S3APIClient = withClientOptions{}
+
+// with appends the call's options to the transfer manager's. The
+// transfer manager passes one slice to concurrent requests, so it is
+// clipped to keep append from writing into it.
+func (c withClientOptions) with(fns []func(*s3.Options)) []func(*s3.Options) {
+	return append(slices.Clip(fns), c.opts...)
+}
+
+func (c withClientOptions) PutObject(ctx context.Context, in *s3.PutObjectInput, fns ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	return c.Client.PutObject(ctx, in, c.with(fns)...)
+}
+
+func (c withClientOptions) UploadPart(ctx context.Context, in *s3.UploadPartInput, fns ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	return c.Client.UploadPart(ctx, in, c.with(fns)...)
+}
+
+func (c withClientOptions) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, fns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	return c.Client.CreateMultipartUpload(ctx, in, c.with(fns)...)
+}
+
+func (c withClientOptions) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, fns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	return c.Client.CompleteMultipartUpload(ctx, in, c.with(fns)...)
+}
+
+func (c withClientOptions) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, fns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	return c.Client.AbortMultipartUpload(ctx, in, c.with(fns)...)
+}
+
+func (c withClientOptions) GetObject(ctx context.Context, in *s3.GetObjectInput, fns ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	return c.Client.GetObject(ctx, in, c.with(fns)...)
+}
+
+func (c withClientOptions) HeadObject(ctx context.Context, in *s3.HeadObjectInput, fns ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	return c.Client.HeadObject(ctx, in, c.with(fns)...)
+}
+
+func (c withClientOptions) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, fns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	return c.Client.ListObjectsV2(ctx, in, c.with(fns)...)
 }
 
 // GetOptions configure one Get or Download.
@@ -261,9 +313,11 @@ func (s *Store) Get(ctx context.Context, key string, optFns ...func(*GetOptions)
 	return &Reader{body: out.Body, obj: obj, length: length, bucket: s.bucket}, nil
 }
 
-// Download writes key's content (or a range of it) to w, fetching parts
-// of PartSize concurrently through the SDK's transfer manager, and returns
-// the number of bytes written. A range is fetched in one request.
+// Download writes key's content (or a range of it) to w and returns the
+// number of bytes written, also when it fails. The whole object is fetched
+// through the SDK's transfer manager in ranges of PartSize, Concurrency at
+// a time, each range required to come from the object the first one came
+// from (If-Match on its ETag). A range is fetched in one request.
 func (s *Store) Download(ctx context.Context, key string, w io.WriterAt, optFns ...func(*GetOptions)) (int64, error) {
 	if err := validateKey(key); err != nil {
 		return 0, err
@@ -276,20 +330,53 @@ func (s *Store) Download(ctx context.Context, key string, w io.WriterAt, optFns 
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.downloader.Download(ctx, w, &s3.GetObjectInput{
+	if w == nil {
+		return 0, errors.New("s3store: Download needs an io.WriterAt (an *os.File, or a buffer)")
+	}
+	clientOpts := append([]func(*s3.Options){quietRangedChecksum}, g.ClientOptions...)
+	cw := &countingWriterAt{w: w}
+	if rng != nil {
+		// The transfer manager would split the range into parts and
+		// fail on one that ends past the object's end, which S3 itself
+		// answers with the bytes there are.
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+			Bucket:    aws.String(s.bucket),
+			Key:       aws.String(key),
+			Range:     rng,
+			IfMatch:   nonEmpty(g.IfMatch),
+			VersionId: nonEmpty(g.VersionID),
+		}, clientOpts...)
+		if err == nil {
+			_, err = io.Copy(io.NewOffsetWriter(cw, 0), out.Body)
+			if cerr := out.Body.Close(); err == nil {
+				err = cerr
+			}
+		}
+		return cw.n.Load(), wrapErr("download", s.bucket, key, err)
+	}
+	_, err = s.transfer.DownloadObject(ctx, &transfermanager.DownloadObjectInput{
 		Bucket:    aws.String(s.bucket),
 		Key:       aws.String(key),
-		Range:     rng,
+		WriterAt:  cw,
 		IfMatch:   nonEmpty(g.IfMatch),
-		VersionId: nonEmpty(g.VersionID),
-	}, func(d *manager.Downloader) {
-		d.ClientOptions = append(d.ClientOptions, quietRangedChecksum)
-		d.ClientOptions = append(d.ClientOptions, g.ClientOptions...)
+		VersionID: nonEmpty(g.VersionID),
+	}, func(o *transfermanager.Options) {
+		o.S3 = withClientOptions{Client: s.client, opts: clientOpts}
 	})
-	if err != nil {
-		return n, wrapErr("download", s.bucket, key, err)
-	}
-	return n, nil
+	return cw.n.Load(), wrapErr("download", s.bucket, key, err)
+}
+
+// countingWriterAt counts the bytes written through it, which the
+// transfer manager does not report when a download fails.
+type countingWriterAt struct {
+	w io.WriterAt
+	n atomic.Int64
+}
+
+func (c *countingWriterAt) WriteAt(p []byte, off int64) (int, error) {
+	n, err := c.w.WriteAt(p, off)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // quietRangedChecksum silences the SDK's log line about a response without

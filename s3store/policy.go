@@ -1,12 +1,13 @@
 package s3store
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/irsakit/irsakit/internal/partition"
+	"github.com/irsakit/irsakit/internal/policydoc"
 )
 
 // Action is an S3 IAM action [Policy] can grant.
@@ -47,39 +48,54 @@ var actionOrder = []struct {
 	{ActionAbortMultipartUpload, false},
 }
 
-type policyDoc struct {
-	Version   string            `json:"Version"`
-	Statement []policyStatement `json:"Statement"`
-}
-
-type policyStatement struct {
-	Sid       string                       `json:"Sid"`
-	Effect    string                       `json:"Effect"`
-	Action    []Action                     `json:"Action"`
-	Resource  string                       `json:"Resource"`
-	Condition map[string]map[string]string `json:"Condition,omitempty"`
+// PolicyOptions configure [Policy]. The zero value grants [DefaultActions]
+// on the whole bucket in the aws partition.
+type PolicyOptions struct {
+	// Prefix limits the grant to keys under it ("": the whole bucket). It
+	// is a "directory": a prefix not ending in '/' gets one, so "notes"
+	// grants notes/… and not notes-private/… . It may not contain the IAM
+	// wildcards '*' and '?', a policy variable "${", or start with '/'.
+	Prefix string
+	// Actions to grant. Default [DefaultActions]. Add
+	// [ActionAbortMultipartUpload] so a failed multipart Put can clean up
+	// its parts.
+	Actions []Action
+	// Partition of the ARNs (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b,
+	// aws-iso-e, aws-iso-f, aws-eusc). Default "aws".
+	Partition string
 }
 
 // Policy returns the least-privilege IAM identity policy (JSON) for a role
-// that uses a Store on bucket, limited to keys beginning with prefix ("":
-// the whole bucket), granting actions (none: [DefaultActions]):
+// that uses a Store on bucket:
 //
-//   - s3:ListBucket on arn:aws:s3:::BUCKET, with the condition
-//     StringLike s3:prefix PREFIX* when prefix is set, so listing works only
-//     under the prefix;
-//   - the object actions on arn:aws:s3:::BUCKET/PREFIX*.
-//
-// A prefix matches as a string: "tenant-1/" scopes to one "directory",
-// "tenant-1" would also match "tenant-10/". It may not contain the IAM
-// wildcards '*' and '?', a policy variable "${", or start with '/'.
-// The ARNs are in the aws partition.
-func Policy(bucket, prefix string, actions ...Action) ([]byte, error) {
+//   - s3:ListBucket on arn:PARTITION:s3:::BUCKET, with the condition
+//     StringLike s3:prefix PREFIX* when a prefix is set, so listing works
+//     only under the prefix;
+//   - the object actions on arn:PARTITION:s3:::BUCKET/PREFIX*.
+func Policy(bucket string, optFns ...func(*PolicyOptions)) ([]byte, error) {
+	var o PolicyOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
 	if err := validateBucket(bucket); err != nil {
 		return nil, err
 	}
+	prefix := o.Prefix
 	if err := validatePolicyPrefix(prefix); err != nil {
 		return nil, err
 	}
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	part := "aws"
+	if o.Partition != "" {
+		p, err := partition.Resolve(o.Partition, "")
+		if err != nil {
+			return nil, fmt.Errorf("s3store: policy: PolicyOptions.Partition: %w", err)
+		}
+		part = p.ID
+	}
+	actions := o.Actions
 	if len(actions) == 0 {
 		actions = DefaultActions
 	}
@@ -97,37 +113,30 @@ func Policy(bucket, prefix string, actions ...Action) ([]byte, error) {
 		want[a] = true
 	}
 
-	doc := policyDoc{Version: "2012-10-17"}
-	var objActions []Action
+	bucketARN := "arn:" + part + ":s3:::" + bucket
+	doc := policydoc.New()
+	var objActions policydoc.List
 	for _, k := range actionOrder {
 		if !want[k.a] {
 			continue
 		}
 		if !k.bucket {
-			objActions = append(objActions, k.a)
+			objActions = append(objActions, string(k.a))
 			continue
 		}
-		st := policyStatement{Sid: "ListBucket", Effect: "Allow", Action: []Action{k.a}, Resource: "arn:aws:s3:::" + bucket}
+		st := policydoc.Statement{Sid: "ListBucket", Effect: "Allow", Action: policydoc.List{string(k.a)}, Resource: policydoc.List{bucketARN}}
 		if prefix != "" {
 			st.Sid = "ListPrefix"
-			st.Condition = map[string]map[string]string{"StringLike": {"s3:prefix": prefix + "*"}}
+			st.Condition = map[string]map[string]policydoc.List{"StringLike": {"s3:prefix": {prefix + "*"}}}
 		}
 		doc.Statement = append(doc.Statement, st)
 	}
 	if len(objActions) > 0 {
-		doc.Statement = append(doc.Statement, policyStatement{
-			Sid: "Objects", Effect: "Allow", Action: objActions, Resource: "arn:aws:s3:::" + bucket + "/" + prefix + "*",
+		doc.Statement = append(doc.Statement, policydoc.Statement{
+			Sid: "Objects", Effect: "Allow", Action: objActions, Resource: policydoc.List{bucketARN + "/" + prefix + "*"},
 		})
 	}
-
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return policydoc.Marshal(doc)
 }
 
 func validatePolicyPrefix(p string) error {

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/s3store"
 )
@@ -15,19 +18,15 @@ import (
 // form of the seed bucket policy: ListBucket on the bucket, Get/Put/Delete
 // on its objects.
 func TestPolicySeed(t *testing.T) {
-	got, err := s3store.Policy("your-bucket-name", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, err := s3store.Policy("your-bucket-name")
+	require.NoError(t, err)
 	want := `{
   "Version": "2012-10-17",
   "Statement": [
     {
       "Sid": "ListBucket",
       "Effect": "Allow",
-      "Action": [
-        "s3:ListBucket"
-      ],
+      "Action": "s3:ListBucket",
       "Resource": "arn:aws:s3:::your-bucket-name"
     },
     {
@@ -43,9 +42,7 @@ func TestPolicySeed(t *testing.T) {
   ]
 }
 `
-	if string(got) != want {
-		t.Errorf("Policy =\n%s\nwant\n%s", got, want)
-	}
+	assert.Equal(t, want, string(got))
 }
 
 func TestPolicyInvalid(t *testing.T) {
@@ -69,12 +66,18 @@ func TestPolicyInvalid(t *testing.T) {
 		{"long prefix", "bucket", strings.Repeat("a", 1025), nil, "1024"},
 		{"unknown action", "bucket", "", []s3store.Action{"s3:*"}, "unknown action"},
 		{"other service", "bucket", "", []s3store.Action{"iam:PassRole"}, "unknown action"},
+		{"unknown partition", "bucket", "", nil, `"aws-moon"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s3store.Policy(tc.bucket, tc.prefix, tc.actions...)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "s3store: ") {
-				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
-			}
+			_, err := s3store.Policy(tc.bucket, func(o *s3store.PolicyOptions) {
+				o.Prefix, o.Actions = tc.prefix, tc.actions
+				if tc.name == "unknown partition" {
+					o.Partition = "aws-moon"
+				}
+			})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "s3store: "), err.Error())
 		})
 	}
 }
@@ -125,6 +128,16 @@ func TestPolicyMiniIAM(t *testing.T) {
 			{"s3:PutObject", "arn:aws:s3:::data/r/x", "", false},
 			{"s3:DeleteObject", "arn:aws:s3:::data/r/x", "", false},
 		}},
+		// A prefix is a directory: "tenant-2" grants tenant-2/ only,
+		// never tenant-2-private/ or tenant-20/.
+		{"prefix without slash", "tenant-2", nil, []req{
+			{"s3:GetObject", "arn:aws:s3:::data/tenant-2/x", "", true},
+			{"s3:ListBucket", "arn:aws:s3:::data", "tenant-2/", true},
+			{"s3:GetObject", "arn:aws:s3:::data/tenant-2-private/x", "", false},
+			{"s3:GetObject", "arn:aws:s3:::data/tenant-20/x", "", false},
+			{"s3:ListBucket", "arn:aws:s3:::data", "tenant-2-private/", false},
+			{"s3:ListBucket", "arn:aws:s3:::data", "tenant-20", false},
+		}},
 		{"write with abort, no list", "w/", []s3store.Action{s3store.ActionPutObject, s3store.ActionAbortMultipartUpload, s3store.ActionPutObject}, []req{
 			{"s3:PutObject", "arn:aws:s3:::data/w/x", "", true},
 			{"s3:AbortMultipartUpload", "arn:aws:s3:::data/w/x", "", true},
@@ -133,10 +146,8 @@ func TestPolicyMiniIAM(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := s3store.Policy("data", tc.prefix, tc.actions...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, err := s3store.Policy("data", func(o *s3store.PolicyOptions) { o.Prefix, o.Actions = tc.prefix, tc.actions })
+			require.NoError(t, err)
 			doc, err := iam.ParseDocument(p)
 			if err != nil {
 				t.Fatalf("mini-IAM rejects the policy: %v\n%s", err, p)
@@ -161,7 +172,7 @@ func FuzzPolicy(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, bucket, prefix string) {
-		p, err := s3store.Policy(bucket, prefix)
+		p, err := s3store.Policy(bucket, func(o *s3store.PolicyOptions) { o.Prefix = prefix })
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "s3store: ") {
 				t.Fatalf("unprefixed error %v", err)
@@ -175,6 +186,9 @@ func FuzzPolicy(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if prefix != "" && !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
 		obj := "arn:aws:s3:::" + bucket + "/" + prefix + "k"
 		if !iam.Evaluate([]iam.Document{doc}, "s3:GetObject", obj, nil) {
 			t.Errorf("GetObject on %s denied by\n%s", obj, p)
@@ -186,6 +200,20 @@ func FuzzPolicy(f *testing.F) {
 			t.Errorf("listing without the prefix allowed by\n%s", p)
 		}
 	})
+}
+
+// Every partition the SDK knows.
+func TestPolicyPartitions(t *testing.T) {
+	for _, p := range []string{"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"} {
+		doc, err := s3store.Policy("data", func(o *s3store.PolicyOptions) { o.Prefix, o.Partition = "t/", p })
+		require.NoError(t, err)
+		d, err := iam.ParseDocument(doc)
+		require.NoError(t, err)
+		assert.True(t, iam.Evaluate([]iam.Document{d}, "s3:GetObject", "arn:"+p+":s3:::data/t/x", nil), p)
+		if p != "aws" {
+			assert.False(t, iam.Evaluate([]iam.Document{d}, "s3:GetObject", "arn:aws:s3:::data/t/x", nil), p)
+		}
+	}
 }
 
 // TestPolicyInVersitygw loads generated policies into versitygw's IAM as

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,8 +35,9 @@ type PresignOptions struct {
 // Presigned is a presigned request that anyone holding it can send with
 // any HTTP client until Expires. Its URL carries a signature and, with
 // session credentials, the session token, so it is a secret: String,
-// GoString, Format and LogValue print it redacted. Use URL or NewRequest to
-// send it.
+// GoString, Format and LogValue print it redacted, whether the Presigned
+// is printed by value or by pointer, alone or inside another value. Use
+// URL or NewRequest to send it.
 type Presigned struct {
 	// Method is GET or PUT.
 	Method string
@@ -46,17 +48,25 @@ type Presigned struct {
 	// the expiry of the credentials that signed it if that comes first.
 	Expires time.Time
 
-	url string
+	// url is behind a pointer to a string because fmt prints such a
+	// pointer as an address, whatever the verb, even where it calls no
+	// method: from an unexported field of a caller's struct.
+	url *string
 }
 
 // URL returns the presigned URL. It is a bearer credential: hand it only
 // to whoever should access the object.
-func (p *Presigned) URL() string { return p.url }
+func (p Presigned) URL() string {
+	if p.url == nil {
+		return ""
+	}
+	return *p.url
+}
 
 // NewRequest returns an *http.Request for the presigned call, with body
 // (nil for GET) and the required headers.
-func (p *Presigned) NewRequest(ctx context.Context, body io.Reader) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, p.Method, p.url, body)
+func (p Presigned) NewRequest(ctx context.Context, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, p.Method, p.URL(), body)
 	if err != nil {
 		return nil, fmt.Errorf("s3store: presigned request: %w", err)
 	}
@@ -69,8 +79,8 @@ func (p *Presigned) NewRequest(ctx context.Context, body io.Reader) (*http.Reque
 }
 
 // redacted is the URL without its query (signature, credential, token).
-func (p *Presigned) redacted() string {
-	u, err := url.Parse(p.url)
+func (p Presigned) redacted() string {
+	u, err := url.Parse(p.URL())
 	if err != nil {
 		return "[invalid URL]"
 	}
@@ -81,25 +91,32 @@ func (p *Presigned) redacted() string {
 	return u.String()
 }
 
+// The redaction methods have value receivers so that they apply to a
+// Presigned and a *Presigned alike, and to one held by value in a struct,
+// slice or map.
+
 // String returns the method and the URL with its query redacted.
-func (p *Presigned) String() string {
+func (p Presigned) String() string {
 	return p.Method + " " + p.redacted() + " (presigned, expires " + p.Expires.UTC().Format(time.RFC3339) + ")"
 }
 
 // GoString is String, so %#v redacts too.
-func (p *Presigned) GoString() string { return "s3store.Presigned{" + p.String() + "}" }
+func (p Presigned) GoString() string { return "s3store.Presigned{" + p.String() + "}" }
 
-// Format prints the redacted form for every verb.
-func (p *Presigned) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
+// Format prints the redacted form for every verb and flag.
+func (p Presigned) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('#'):
 		_, _ = io.WriteString(f, p.GoString())
-		return
+	case verb == 'q':
+		_, _ = io.WriteString(f, strconv.Quote(p.String()))
+	default:
+		_, _ = io.WriteString(f, p.String())
 	}
-	_, _ = io.WriteString(f, p.String())
 }
 
 // LogValue logs the method, redacted URL and expiry.
-func (p *Presigned) LogValue() slog.Value {
+func (p Presigned) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("method", p.Method),
 		slog.String("url", p.redacted()),
@@ -108,10 +125,10 @@ func (p *Presigned) LogValue() slog.Value {
 }
 
 var (
-	_ fmt.Stringer   = (*Presigned)(nil)
-	_ fmt.GoStringer = (*Presigned)(nil)
-	_ fmt.Formatter  = (*Presigned)(nil)
-	_ slog.LogValuer = (*Presigned)(nil)
+	_ fmt.Stringer   = Presigned{}
+	_ fmt.GoStringer = Presigned{}
+	_ fmt.Formatter  = Presigned{}
+	_ slog.LogValuer = Presigned{}
 )
 
 // PresignGet returns a URL that downloads key with a plain HTTP GET for
@@ -198,10 +215,10 @@ func (s *Store) presigned(ctx context.Context, method, u string, signed http.Hea
 	// The signature is only as good as the credentials behind it: with
 	// session credentials the URL dies when the session does. Only a cache
 	// is asked (a raw provider would fetch new credentials).
-	if cc, ok := s.creds.(*aws.CredentialsCache); ok {
-		if c, err := cc.Retrieve(ctx); err == nil && c.CanExpire && c.Expires.Before(exp) {
+	if s.credsCache != nil {
+		if c, err := s.credsCache.Retrieve(ctx); err == nil && c.CanExpire && c.Expires.Before(exp) {
 			exp = c.Expires
 		}
 	}
-	return &Presigned{Method: method, Header: h, Expires: exp, url: u}
+	return &Presigned{Method: method, Header: h, Expires: exp, url: &u}
 }

@@ -1,26 +1,31 @@
-//lint:file-ignore SA1019 feature/s3/manager is deprecated in favour of feature/s3/transfermanager, which is still v0 (unstable API); manager is the stable, supported transfer manager this module pins.
-
 package s3store
 
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// Defaults of [Options].
+// Defaults and limits of [Options]. The part size and concurrency are
+// those of the SDK's transfer manager (feature/s3/transfermanager).
 const (
-	DefaultPartSize       = manager.DefaultUploadPartSize // 5 MiB
-	DefaultConcurrency    = manager.DefaultUploadConcurrency
-	DefaultPresignExpires = 15 * time.Minute
+	DefaultPartSize    int64 = 8 << 20 // 8 MiB
+	DefaultConcurrency       = 5
+	// MinPartSize is S3's minimum size of a part of a multipart upload.
+	MinPartSize           int64 = 5 << 20 // 5 MiB
+	DefaultPresignExpires       = 15 * time.Minute
 	// MaxPresignExpires is SigV4's limit on a presigned URL's lifetime.
 	MaxPresignExpires = 7 * 24 * time.Hour
 )
@@ -47,10 +52,10 @@ type Options struct {
 	// "": the SDK's default, CRC32.
 	ChecksumAlgorithm types.ChecksumAlgorithm
 
-	// PartSize is the part size of multipart uploads and downloads, at least
-	// 5 MiB. A Put from a reader that is not an io.ReaderAt buffers at most
-	// Concurrency+1 parts, whatever the object's size. Default
-	// DefaultPartSize.
+	// PartSize is the part size of multipart uploads and downloads, at
+	// least MinPartSize. A Put holds at most Concurrency+2 parts in memory,
+	// whatever the object's size; content of unknown size can have at most
+	// S3's 10,000 parts. Default DefaultPartSize.
 	PartSize int64
 	// Concurrency is the number of parts in flight per upload or download.
 	// Default DefaultConcurrency.
@@ -67,13 +72,16 @@ type Options struct {
 // Store is an S3 bucket. It is safe for concurrent use; it starts no
 // goroutines beyond those of a call in progress, so it needs no Close.
 type Store struct {
-	bucket     string
-	opts       Options
-	client     *s3.Client
-	presign    *s3.PresignClient
-	uploader   *manager.Uploader
-	downloader *manager.Downloader
-	creds      aws.CredentialsProvider
+	bucket   string
+	opts     Options
+	client   *s3.Client
+	presign  *s3.PresignClient
+	transfer *transfermanager.Client
+	// credsCache is cfg.Credentials when it is a cache, for the expiry of
+	// presigned URLs. Only a pointer is kept: a provider held by value
+	// (credentials.StaticCredentialsProvider is a struct holding the keys)
+	// would be printed, secret key and all, by fmt's %+v of the Store.
+	credsCache *aws.CredentialsCache
 }
 
 // New returns a Store for bucket, calling S3 with cfg (typically
@@ -93,7 +101,7 @@ func New(cfg aws.Config, bucket string, optFns ...func(*Options)) (*Store, error
 	if o.PartSize == 0 {
 		o.PartSize = DefaultPartSize
 	}
-	if o.PartSize < manager.MinUploadPartSize {
+	if o.PartSize < MinPartSize {
 		return nil, fmt.Errorf("s3store: PartSize %d is below S3's minimum part size of 5 MiB", o.PartSize)
 	}
 	if o.Concurrency == 0 {
@@ -122,16 +130,24 @@ func New(cfg aws.Config, bucket string, optFns ...func(*Options)) (*Store, error
 		opts:    o,
 		client:  client,
 		presign: s3.NewPresignClient(client),
-		creds:   cfg.Credentials,
-		uploader: manager.NewUploader(client, func(u *manager.Uploader) {
-			u.PartSize = o.PartSize
-			u.Concurrency = o.Concurrency
-		}),
-		downloader: manager.NewDownloader(client, func(d *manager.Downloader) {
-			d.PartSize = o.PartSize
-			d.Concurrency = o.Concurrency
+		transfer: transfermanager.New(client, func(to *transfermanager.Options) {
+			to.PartSizeBytes = o.PartSize
+			to.Concurrency = o.Concurrency
+			// Content up to one part goes up in one PutObject, so the
+			// first part read is never larger than the others.
+			to.MultipartUploadThreshold = o.PartSize
+			// Downloads fetch ranges of PartSize, whatever part layout
+			// the object was uploaded with (one PutObject of 5 GiB
+			// included); fetching by part number would not split those.
+			to.GetObjectType = tmtypes.GetObjectRanges
+			// The transfer manager sets this on every request it sends;
+			// keep the client's (aws.Config or ClientOptions) setting.
+			if c := client.Options().RequestChecksumCalculation; c != aws.RequestChecksumCalculationUnset {
+				to.RequestChecksumCalculation = c
+			}
 		}),
 	}
+	s.credsCache, _ = cfg.Credentials.(*aws.CredentialsCache)
 	return s, nil
 }
 
@@ -140,6 +156,34 @@ func (s *Store) Client() *s3.Client { return s.client }
 
 // Bucket returns the bucket name.
 func (s *Store) Bucket() string { return s.bucket }
+
+// String names the Store's bucket. A Store prints as this under every fmt
+// verb and in slog, never as its fields: the S3 client inside holds the
+// credentials provider, which for static credentials is the keys
+// themselves.
+func (s Store) String() string { return "s3store.Store(s3://" + s.bucket + ")" }
+
+// GoString is String, for %#v.
+func (s Store) GoString() string { return s.String() }
+
+// Format writes String for every verb and flag.
+func (s Store) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		_, _ = io.WriteString(f, strconv.Quote(s.String()))
+		return
+	}
+	_, _ = io.WriteString(f, s.String())
+}
+
+// LogValue logs the bucket.
+func (s Store) LogValue() slog.Value { return slog.GroupValue(slog.String("bucket", s.bucket)) }
+
+var (
+	_ fmt.Stringer   = Store{}
+	_ fmt.GoStringer = Store{}
+	_ fmt.Formatter  = Store{}
+	_ slog.LogValuer = Store{}
+)
 
 // validateBucket accepts current S3 bucket names and the legacy us-east-1
 // ones (upper case, underscores, up to 255 characters).

@@ -13,9 +13,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/internal/awstest/versitygw"
 	"github.com/irsakit/irsakit/irsa"
@@ -26,9 +29,7 @@ func readAll(t testing.TB, r io.ReadCloser) []byte {
 	t.Helper()
 	defer r.Close()
 	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return b
 }
 
@@ -51,118 +52,89 @@ func TestRoundTrip(t *testing.T) {
 		o.ContentType = "text/plain"
 		o.Metadata = map[string]string{"owner": "team-a"}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.ETag == "" || res.Checksum == "" || res.UploadID != "" {
-		t.Errorf("Put result = %+v, want an ETag, a checksum, no upload id", res)
-	}
+	require.NoError(t, err)
+	assert.NotEmpty(t, res.ETag)
+	assert.NotEmpty(t, res.Checksum)
+	assert.Empty(t, res.UploadID, "a small object went up in parts")
 
 	obj, err := st.Stat(ctx, "rt/a.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if obj.Size != int64(len(body)) || obj.ContentType != "text/plain" || obj.Metadata["owner"] != "team-a" || obj.ETag != res.ETag {
-		t.Errorf("Stat = %+v", obj)
-	}
-	if obj.ChecksumAlgorithm != types.ChecksumAlgorithmCrc32 || obj.Checksum != res.Checksum {
-		t.Errorf("Stat checksum = %s %q, want CRC32 %q (the SDK default)", obj.ChecksumAlgorithm, obj.Checksum, res.Checksum)
-	}
-	if ok, err := st.Exists(ctx, "rt/a.txt"); !ok || err != nil {
-		t.Errorf("Exists = %v, %v", ok, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(body)), obj.Size)
+	assert.Equal(t, "text/plain", obj.ContentType)
+	assert.Equal(t, "team-a", obj.Metadata["owner"])
+	assert.Equal(t, res.ETag, obj.ETag)
+	assert.Equal(t, types.ChecksumAlgorithmCrc32, obj.ChecksumAlgorithm, "the SDK default")
+	assert.Equal(t, res.Checksum, obj.Checksum)
+	ok, err := st.Exists(ctx, "rt/a.txt")
+	require.NoError(t, err)
+	assert.True(t, ok)
 
 	r, err := st.Get(ctx, "rt/a.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, r); !bytes.Equal(got, body) {
-		t.Errorf("Get = %q", got)
-	}
-	if r.Object().ContentType != "text/plain" || r.Object().Size != int64(len(body)) {
-		t.Errorf("Get object = %+v", r.Object())
-	}
+	require.NoError(t, err)
+	assert.Equal(t, body, readAll(t, r))
+	assert.Equal(t, "text/plain", r.Object().ContentType)
+	assert.Equal(t, int64(len(body)), r.Object().Size)
 
 	r, err = st.Get(ctx, "rt/a.txt", func(o *s3store.GetOptions) { o.Offset, o.Length = 7, 4 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, r); string(got) != "irsa" || r.Len() != 4 || r.Object().Size != int64(len(body)) {
-		t.Errorf("ranged Get = %q (len %d, size %d)", got, r.Len(), r.Object().Size)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "irsa", string(readAll(t, r)))
+	assert.Equal(t, int64(4), r.Len())
+	assert.Equal(t, int64(len(body)), r.Object().Size)
 	r, err = st.Get(ctx, "rt/a.txt", func(o *s3store.GetOptions) { o.Offset = 7; o.IfMatch = res.ETag })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, r); string(got) != "irsa\n" {
-		t.Errorf("Get from offset = %q", got)
-	}
-	if _, err := st.Get(ctx, "rt/a.txt", func(o *s3store.GetOptions) { o.IfMatch = `"0123"` }); err == nil {
-		t.Error("Get with a stale ETag succeeded")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "irsa\n", string(readAll(t, r)))
+	_, err = st.Get(ctx, "rt/a.txt", func(o *s3store.GetOptions) { o.IfMatch = `"0123"` })
+	assert.Error(t, err, "Get with a stale ETag")
 	_, err = st.Put(ctx, "rt/a.txt", strings.NewReader("other"), func(o *s3store.PutOptions) { o.IfNoneMatch = "*" })
 	var re *awshttp.ResponseError
-	if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusPreconditionFailed {
-		t.Errorf("conditional Put over an existing key: %v, want HTTP 412", err)
+	if assert.ErrorAs(t, err, &re, "conditional Put over an existing key") {
+		assert.Equal(t, http.StatusPreconditionFailed, re.HTTPStatusCode())
 	}
 
-	if _, err := st.Copy(ctx, "rt/a.txt", "rt/b.txt"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = st.Copy(ctx, "rt/a.txt", "rt/b.txt")
+	require.NoError(t, err)
 	r, err = st.Get(ctx, "rt/b.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, r); !bytes.Equal(got, body) || r.Object().Metadata["owner"] != "team-a" {
-		t.Errorf("copy = %q %+v", got, r.Object())
-	}
-	if _, err := st.Copy(ctx, "rt/a.txt", "rt/c.txt", func(o *s3store.CopyOptions) { o.ContentType = "text/csv" }); err != nil {
-		t.Fatal(err)
-	}
-	if o, err := st.Stat(ctx, "rt/c.txt"); err != nil || o.ContentType != "text/csv" || o.Metadata["owner"] != "" {
-		t.Errorf("copy with new content type: %+v, %v", o, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, body, readAll(t, r))
+	assert.Equal(t, "team-a", r.Object().Metadata["owner"])
+	_, err = st.Copy(ctx, "rt/a.txt", "rt/c.txt", func(o *s3store.CopyOptions) { o.ContentType = "text/csv" })
+	require.NoError(t, err)
+	o, err := st.Stat(ctx, "rt/c.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "text/csv", o.ContentType)
+	assert.Empty(t, o.Metadata["owner"], "metadata replaced with the content type")
 
 	var keys []string
 	for o, err := range st.List(ctx, "rt/") {
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		keys = append(keys, o.Key)
 	}
-	if got := strings.Join(keys, ","); got != "rt/a.txt,rt/b.txt,rt/c.txt" {
-		t.Errorf("List = %s", got)
-	}
+	assert.Equal(t, []string{"rt/a.txt", "rt/b.txt", "rt/c.txt"}, keys)
 
-	for _, k := range []string{"rt/a.txt", "rt/b.txt", "rt/c.txt"} {
-		if err := st.Delete(ctx, k); err != nil {
-			t.Fatal(err)
-		}
+	for _, k := range keys {
+		require.NoError(t, st.Delete(ctx, k))
 	}
-	if err := st.Delete(ctx, "rt/a.txt"); err != nil {
-		t.Errorf("deleting a deleted key: %v", err)
-	}
-	if ok, err := st.Exists(ctx, "rt/a.txt"); ok || err != nil {
-		t.Errorf("Exists after Delete = %v, %v", ok, err)
-	}
+	assert.NoError(t, st.Delete(ctx, "rt/a.txt"), "deleting a deleted key")
+	ok, err = st.Exists(ctx, "rt/a.txt")
+	require.NoError(t, err)
+	assert.False(t, ok)
 
 	// Not found, typed, with the SDK error reachable.
 	_, err = st.Stat(ctx, "rt/a.txt")
-	if !errors.Is(err, s3store.ErrNotFound) {
-		t.Errorf("Stat of a missing key: %v, want ErrNotFound", err)
-	}
+	assert.ErrorIs(t, err, s3store.ErrNotFound)
 	_, err = st.Get(ctx, "rt/a.txt")
+	assert.ErrorIs(t, err, s3store.ErrNotFound)
 	var nsk *types.NoSuchKey
-	if !errors.Is(err, s3store.ErrNotFound) || !errors.As(err, &nsk) {
-		t.Errorf("Get of a missing key: %v, want ErrNotFound and *types.NoSuchKey", err)
-	}
+	assert.ErrorAs(t, err, &nsk)
 	var se *s3store.Error
-	if !errors.As(err, &se) || se.Op != "get" || se.Bucket != testBucket || se.Key != "rt/a.txt" {
-		t.Errorf("error = %#v", se)
+	if assert.ErrorAs(t, err, &se) {
+		assert.Equal(t, "get", se.Op)
+		assert.Equal(t, testBucket, se.Bucket)
+		assert.Equal(t, "rt/a.txt", se.Key)
 	}
-	if _, err := st.Copy(ctx, "rt/missing", "rt/d.txt"); !errors.Is(err, s3store.ErrNotFound) || !strings.Contains(err.Error(), "s3://"+testBucket+"/rt/missing to") {
-		t.Errorf("Copy of a missing key: %v", err)
-	}
+	_, err = st.Copy(ctx, "rt/missing", "rt/d.txt")
+	assert.ErrorIs(t, err, s3store.ErrNotFound)
+	assert.ErrorContains(t, err, "s3://"+testBucket+"/rt/missing to")
 }
 
 // TestAccessDenied: keys and buckets outside the role's policy fail with
@@ -171,13 +143,10 @@ func TestAccessDenied(t *testing.T) {
 	roleARN, sub := role(t, mustPolicy(t, testBucket, "mine/"))
 	cfg := podConfig(t, roleARN, sub)
 	st, err := s3store.New(cfg, testBucket, func(o *s3store.Options) { o.UsePathStyle = true })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := context.Background()
-	if _, err := st.Put(ctx, "mine/ok", strings.NewReader("x")); err != nil {
-		t.Fatal(err)
-	}
+	_, err = st.Put(ctx, "mine/ok", strings.NewReader("x"))
+	require.NoError(t, err)
 	calls := []struct {
 		name string
 		call func() error
@@ -187,6 +156,7 @@ func TestAccessDenied(t *testing.T) {
 		{"Stat", func() error { _, err := st.Stat(ctx, "theirs/x"); return err }},
 		{"Exists", func() error { _, err := st.Exists(ctx, "theirs/x"); return err }},
 		{"Delete", func() error { return st.Delete(ctx, "theirs/x") }},
+		{"Download", func() error { _, err := st.Download(ctx, "theirs/x", tmtypes.NewWriteAtBuffer(nil)); return err }},
 		{"Copy out of the prefix", func() error { _, err := st.Copy(ctx, "mine/ok", "theirs/x"); return err }},
 		{"List other prefix", func() error {
 			for _, err := range st.List(ctx, "theirs/") {
@@ -204,27 +174,16 @@ func TestAccessDenied(t *testing.T) {
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.call()
-			if !errors.Is(err, s3store.ErrAccessDenied) {
-				t.Fatalf("err = %v, want ErrAccessDenied", err)
-			}
-			if errors.Is(err, s3store.ErrNotFound) {
-				t.Error("access denied also reads as not found")
-			}
-			if code := apiCode(err); code != "AccessDenied" && code != "Forbidden" {
-				t.Errorf("SDK error code = %q, want AccessDenied (Forbidden for HEAD)", code)
-			}
-			if !strings.Contains(err.Error(), "s3store.Policy") {
-				t.Errorf("message gives no hint: %v", err)
-			}
+			require.ErrorIs(t, err, s3store.ErrAccessDenied)
+			assert.NotErrorIs(t, err, s3store.ErrNotFound)
+			assert.Contains(t, []string{"AccessDenied", "Forbidden"}, apiCode(err), "SDK error code (Forbidden for HEAD)")
+			assert.ErrorContains(t, err, "s3store.Policy", "the message gives the fix")
 		})
 	}
 	other, err := s3store.New(cfg, otherBucket, func(o *s3store.Options) { o.UsePathStyle = true })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.Put(ctx, "mine/x", strings.NewReader("x")); !errors.Is(err, s3store.ErrAccessDenied) {
-		t.Errorf("Put to another bucket: %v, want ErrAccessDenied", err)
-	}
+	require.NoError(t, err)
+	_, err = other.Put(ctx, "mine/x", strings.NewReader("x"))
+	assert.ErrorIs(t, err, s3store.ErrAccessDenied, "Put to another bucket")
 }
 
 // TestUntrustedSubject: a pod whose token subject the role's trust policy
@@ -236,39 +195,24 @@ func TestUntrustedSubject(t *testing.T) {
 	wrongSub := versitygw.Subject("apps", "somebody-else")
 	cfg := podConfig(t, roleARN, wrongSub)
 	st, err := s3store.New(cfg, testBucket, func(o *s3store.Options) { o.UsePathStyle = true })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = st.Put(context.Background(), "sub/x", strings.NewReader("x"))
-	if err == nil {
-		t.Fatal("a token with an untrusted subject got credentials")
-	}
+	require.Error(t, err, "a token with an untrusted subject got credentials")
 	var ce *irsa.CredentialError
-	if !errors.As(err, &ce) {
-		t.Fatalf("not an *irsa.CredentialError: %v", err)
-	}
-	if ce.RoleARN != roleARN || ce.Subject != wrongSub {
-		t.Errorf("CredentialError role %q subject %q, want %q %q", ce.RoleARN, ce.Subject, roleARN, wrongSub)
-	}
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, roleARN, ce.RoleARN)
+	assert.Equal(t, wrongSub, ce.Subject)
 	// AWS reports a trust-policy condition mismatch as AccessDenied
 	// (irsa.ErrTrustPolicy); versitygw v1.8.0 as InvalidIdentityToken, the
 	// code it also uses for bad signatures (irsa.ErrInvalidToken). Either
 	// way the message must send the reader to the trust policy.
-	if !errors.Is(err, irsa.ErrTrustPolicy) && !errors.Is(err, irsa.ErrInvalidToken) {
-		t.Errorf("errors.Is(ErrTrustPolicy or ErrInvalidToken) = false: %v", err)
-	}
-	if code := apiCode(err); code != "InvalidIdentityToken" && code != "AccessDenied" {
-		t.Errorf("STS error code = %q, want InvalidIdentityToken (versitygw) or AccessDenied (AWS)", code)
-	}
-	if !strings.Contains(err.Error(), "trust policy") {
-		t.Errorf("the error does not point at the role's trust policy: %v", err)
-	}
-	if errors.Is(err, s3store.ErrAccessDenied) {
-		t.Error("a trust-policy refusal reads as an S3 ErrAccessDenied")
-	}
-	if !strings.Contains(err.Error(), "getting credentials failed") {
-		t.Errorf("s3store's message does not say the credentials failed: %v", err)
-	}
+	assert.True(t, errors.Is(err, irsa.ErrTrustPolicy) || errors.Is(err, irsa.ErrInvalidToken),
+		"errors.Is(ErrTrustPolicy or ErrInvalidToken) = false: %v", err)
+	assert.Contains(t, []string{"InvalidIdentityToken", "AccessDenied"}, apiCode(err),
+		"STS error code: InvalidIdentityToken (versitygw) or AccessDenied (AWS)")
+	assert.ErrorContains(t, err, "trust policy")
+	assert.NotErrorIs(t, err, s3store.ErrAccessDenied, "a trust-policy refusal reads as an S3 ErrAccessDenied")
+	assert.ErrorContains(t, err, "getting credentials failed")
 }
 
 // TestServerSideEncryptionHeaders: the Store's encryption settings reach
@@ -284,50 +228,38 @@ func TestServerSideEncryptionHeaders(t *testing.T) {
 		o.ClientOptions = append(o.ClientOptions, cc.option)
 	})
 	ctx := context.Background()
-	if _, err := st.Put(ctx, "sse/small", strings.NewReader("x")); err != nil {
-		t.Fatal(err)
-	}
+	_, err := st.Put(ctx, "sse/small", strings.NewReader("x"))
+	require.NoError(t, err)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 6<<20/16)
-	if _, err := st.Put(ctx, "sse/big", io.MultiReader(bytes.NewReader(big)), func(o *s3store.PutOptions) {
+	_, err = st.Put(ctx, "sse/big", io.MultiReader(bytes.NewReader(big)), func(o *s3store.PutOptions) {
 		o.ServerSideEncryption = types.ServerSideEncryptionAes256
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Copy(ctx, "sse/small", "sse/copy"); err != nil {
-		t.Fatal(err)
-	}
+		o.PartSize = s3store.MinPartSize
+	})
+	require.NoError(t, err)
+	_, err = st.Copy(ctx, "sse/small", "sse/copy")
+	require.NoError(t, err)
 	check := func(op string, i int, alg, key string) {
 		t.Helper()
 		hs := cc.headers(op)
-		if len(hs) <= i {
-			t.Fatalf("%s call %d not seen (calls: %d)", op, i, len(hs))
-		}
-		h := hs[i]
-		if h["X-Amz-Server-Side-Encryption"] != alg || h["X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"] != key {
-			t.Errorf("%s headers = %v, want SSE %q key %q", op, h, alg, key)
-		}
+		require.Greater(t, len(hs), i, "%s call %d not seen", op, i)
+		assert.Equal(t, alg, hs[i]["X-Amz-Server-Side-Encryption"], op)
+		assert.Equal(t, key, hs[i]["X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"], op)
 	}
 	check("PutObject", 0, "aws:kms", kmsKey)
 	check("CreateMultipartUpload", 0, "AES256", "")
 	check("CopyObject", 0, "aws:kms", kmsKey)
-	if n := cc.count("UploadPart"); n != 2 {
-		t.Errorf("UploadPart calls = %d, want 2 (6 MiB in 5 MiB parts)", n)
-	}
+	assert.Equal(t, 2, cc.count("UploadPart"), "6 MiB in 5 MiB parts")
 
 	p, err := st.PresignPut(ctx, "sse/presigned", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Header.Get("X-Amz-Server-Side-Encryption") != "aws:kms" || p.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id") != kmsKey {
-		t.Errorf("presigned PUT headers = %v", p.Header)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "aws:kms", p.Header.Get("X-Amz-Server-Side-Encryption"))
+	assert.Equal(t, kmsKey, p.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"))
 
-	if _, err := st.Put(ctx, "sse/x", strings.NewReader("x"), func(o *s3store.PutOptions) {
+	_, err = st.Put(ctx, "sse/x", strings.NewReader("x"), func(o *s3store.PutOptions) {
 		o.ServerSideEncryption = types.ServerSideEncryptionAes256
 		o.SSEKMSKeyID = kmsKey
-	}); err == nil || !strings.Contains(err.Error(), "KMS key") {
-		t.Errorf("AES256 with a KMS key id: %v, want a validation error", err)
-	}
+	})
+	assert.ErrorContains(t, err, "KMS key", "AES256 with a KMS key id")
 }
 
 // TestConcurrentUse shares one Store between goroutines (run with -race).
@@ -361,18 +293,14 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err)
 	}
 	n := 0
 	for _, err := range st.List(ctx, "conc/") {
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		n++
 	}
-	if n != 16 {
-		t.Errorf("listed %d objects, want 16", n)
-	}
+	assert.Equal(t, 16, n)
 }
 
 // TestChecksumVerifiedByServer: a body that does not match its declared
@@ -385,10 +313,6 @@ func TestChecksumVerifiedByServer(t *testing.T) {
 		Body:           strings.NewReader("hello"),
 		ChecksumSHA256: aws.String("n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="), // SHA-256 of "test"
 	})
-	if err == nil {
-		t.Fatal("a body with a wrong SHA-256 was stored")
-	}
-	if code := apiCode(err); code != "BadDigest" && code != "XAmzContentChecksumMismatch" && code != "InvalidRequest" {
-		t.Errorf("code = %q (%v), want a checksum mismatch", code, err)
-	}
+	require.Error(t, err, "a body with a wrong SHA-256 was stored")
+	assert.Contains(t, []string{"BadDigest", "XAmzContentChecksumMismatch", "InvalidRequest"}, apiCode(err), "a checksum mismatch: %v", err)
 }

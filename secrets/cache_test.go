@@ -468,7 +468,7 @@ func TestClose(t *testing.T) {
 func TestPolicyAllowsExactlyTheNamedSecrets(t *testing.T) {
 	ctx := context.Background()
 	role := "arn:aws:iam::" + env.Account + ":role/policy-test"
-	doc, err := secrets.Policy(env.Region, env.Account, "team/db", "team/api-*")
+	doc, err := secrets.Policy(env.Region, env.Account, []string{"team/db", "team/api-*"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,11 +111,11 @@ func ExampleJSON() {
 
 // The least-privilege policy for the secrets a service reads.
 func ExamplePolicy() {
-	doc, err := secrets.Policy("eu-west-1", "111122223333", "prod/app/db", "prod/app/api-*")
+	doc, err := secrets.Policy("eu-west-1", "111122223333", []string{"prod/app/db", "prod/app/api-*"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(doc)
+	fmt.Print(string(doc))
 	// Output:
 	// {
 	//   "Version": "2012-10-17",
@@ -123,9 +123,7 @@ func ExamplePolicy() {
 	//     {
 	//       "Sid": "ReadSecrets",
 	//       "Effect": "Allow",
-	//       "Action": [
-	//         "secretsmanager:GetSecretValue"
-	//       ],
+	//       "Action": "secretsmanager:GetSecretValue",
 	//       "Resource": [
 	//         "arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/app/db-??????",
 	//         "arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/app/api-*"

@@ -39,7 +39,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer env.Close()
-	policy, err := secrets.Policy(env.Region, env.Account, "app/*", "rds/*", "bin/*")
+	policy, err := secrets.Policy(env.Region, env.Account, []string{"app/*", "rds/*", "bin/*"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

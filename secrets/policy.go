@@ -1,10 +1,27 @@
 package secrets
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
+	"github.com/irsakit/irsakit/internal/partition"
+	"github.com/irsakit/irsakit/internal/policydoc"
 )
+
+// PolicyOptions configure [Policy]. The zero value is the usual choice.
+type PolicyOptions struct {
+	// Partition of the ARNs (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b,
+	// aws-iso-e, aws-iso-f, aws-eusc). Default: the region's; when set, it
+	// must be the region's.
+	Partition string
+	// KMSKeyARNs are the customer managed KMS keys the secrets are
+	// encrypted with, if any: the policy then also allows kms:Decrypt on
+	// them, only when called through Secrets Manager in the region
+	// (kms:ViaService). Secrets under the AWS managed key need none.
+	KMSKeyARNs []string
+}
 
 // Policy returns the least-privilege IAM identity policy (JSON) a role
 // needs to read the named secrets through a [Cache]: secretsmanager:
@@ -13,65 +30,72 @@ import (
 // "-??????" matches exactly the six random characters Secrets Manager
 // appends, so "app/db" does not also grant "app/db-old". A name ending in
 // "*" is a prefix grant and gets no suffix; a value starting with "arn:" is
-// used as it is.
-//
-// Secrets encrypted with a customer-managed KMS key also need kms:Decrypt
-// on that key, which this policy does not include.
-func Policy(region, account string, secretNames ...string) (string, error) {
-	if !validRegion(region) {
-		return "", fmt.Errorf("secrets: Policy: region %q is not an AWS region name like us-east-1", region)
+// used as it is (it may name another account's secret).
+func Policy(region, account string, secretNames []string, optFns ...func(*PolicyOptions)) ([]byte, error) {
+	var o PolicyOptions
+	for _, fn := range optFns {
+		fn(&o)
 	}
-	if len(account) != 12 || strings.Trim(account, "0123456789") != "" {
-		return "", fmt.Errorf("secrets: Policy: account %q is not a 12-digit AWS account id", account)
+	if !partition.ValidRegion(region) {
+		return nil, fmt.Errorf("secrets: Policy: %s", partition.RegionError("region", region))
+	}
+	p, err := partition.Resolve(o.Partition, region)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: Policy: PolicyOptions.Partition: %w", err)
+	}
+	if !partition.ValidAccount(account) {
+		return nil, fmt.Errorf("secrets: Policy: %s", partition.AccountError("account", account))
 	}
 	if len(secretNames) == 0 {
-		return "", fmt.Errorf("secrets: Policy: no secret names given")
+		return nil, fmt.Errorf("secrets: Policy: no secret names given")
 	}
-	prefix := "arn:" + partition(region) + ":secretsmanager:" + region + ":" + account + ":secret:"
-	resources := make([]string, 0, len(secretNames))
+	prefix := "arn:" + p.ID + ":secretsmanager:" + region + ":" + account + ":secret:"
+	resources := make(policydoc.List, 0, len(secretNames))
 	for _, n := range secretNames {
 		switch {
 		case strings.HasPrefix(n, "arn:"):
-			if !strings.HasPrefix(n, "arn:aws") || !strings.Contains(n, ":secretsmanager:") || !strings.Contains(n, ":secret:") {
-				return "", fmt.Errorf("secrets: Policy: %q is not a Secrets Manager secret ARN", n)
+			a, err := arn.Parse(n)
+			if err != nil || a.Service != "secretsmanager" || !strings.HasPrefix(a.Resource, "secret:") || len(a.Resource) == len("secret:") {
+				return nil, fmt.Errorf("secrets: Policy: %q is not a Secrets Manager secret ARN (arn:%s:secretsmanager:%s:%s:secret:NAME-ABCDEF)", n, p.ID, region, account)
+			}
+			if a.Partition != p.ID {
+				return nil, fmt.Errorf("secrets: Policy: secret ARN %q is in partition %q, the policy in %q", n, a.Partition, p.ID)
 			}
 			resources = append(resources, n)
 		case !validSecretName(strings.TrimSuffix(n, "*")):
-			return "", fmt.Errorf("secrets: Policy: %q is not a secret name (1-512 of A-Z a-z 0-9 / _ + = . @ -)", n)
+			return nil, fmt.Errorf("secrets: Policy: %q is not a secret name (1-512 of A-Z a-z 0-9 / _ + = . @ -)", n)
 		case strings.HasSuffix(n, "*"):
 			resources = append(resources, prefix+n)
 		default:
 			resources = append(resources, prefix+n+"-??????")
 		}
 	}
-	type statement struct {
-		Sid      string
-		Effect   string
-		Action   []string
-		Resource []string
-	}
-	doc := struct {
-		Version   string
-		Statement []statement
-	}{"2012-10-17", []statement{{"ReadSecrets", "Allow", []string{"secretsmanager:GetSecretValue"}, resources}}}
-	b, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("secrets: Policy: %w", err)
-	}
-	return string(b), nil
-}
-
-func validRegion(r string) bool {
-	if len(r) < 4 || len(r) > 32 || strings.Count(r, "-") < 2 {
-		return false
-	}
-	for i := 0; i < len(r); i++ {
-		c := r[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return false
+	doc := policydoc.New(policydoc.Statement{
+		Sid:      "ReadSecrets",
+		Effect:   "Allow",
+		Action:   policydoc.List{"secretsmanager:GetSecretValue"},
+		Resource: resources,
+	})
+	if len(o.KMSKeyARNs) > 0 {
+		keys := make(policydoc.List, 0, len(o.KMSKeyARNs))
+		for _, k := range o.KMSKeyARNs {
+			a, err := arn.Parse(k)
+			if err != nil || a.Service != "kms" || !strings.HasPrefix(a.Resource, "key/") || a.Partition != p.ID {
+				return nil, fmt.Errorf("secrets: Policy: PolicyOptions.KMSKeyARNs: %q is not a KMS key ARN in %s (arn:%s:kms:%s:ACCOUNT:key/KEY_ID)", k, p.ID, p.ID, region)
+			}
+			keys = append(keys, k)
 		}
+		doc.Statement = append(doc.Statement, policydoc.Statement{
+			Sid:      "DecryptSecrets",
+			Effect:   "Allow",
+			Action:   policydoc.List{"kms:Decrypt"},
+			Resource: keys,
+			Condition: map[string]map[string]policydoc.List{
+				"StringEquals": {"kms:ViaService": {"secretsmanager." + region + "." + p.DNSSuffix}},
+			},
+		})
 	}
-	return true
+	return policydoc.Marshal(doc)
 }
 
 func validSecretName(n string) bool {
@@ -85,14 +109,4 @@ func validSecretName(n string) bool {
 		}
 	}
 	return true
-}
-
-func partition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	}
-	return "aws"
 }

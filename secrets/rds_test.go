@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/secrets"
 )
 
@@ -240,62 +239,6 @@ func FuzzRDSCredentials(f *testing.F) {
 			if s := fmt.Sprint(creds) + fmt.Sprintf("%#v", creds); strings.Contains(s, creds.Password) {
 				t.Fatalf("printed password: %s", s)
 			}
-		}
-	})
-}
-
-func TestPolicyInputs(t *testing.T) {
-	cases := []struct {
-		name            string
-		region, account string
-		names           []string
-		ok              bool
-	}{
-		{"names", "eu-west-1", "111122223333", []string{"a/b", "c"}, true},
-		{"prefix", "us-east-1", "111122223333", []string{"app/*"}, true},
-		{"arn", "us-east-1", "111122223333", []string{"arn:aws:secretsmanager:us-east-1:111122223333:secret:x-AbCdEf"}, true},
-		{"china", "cn-north-1", "111122223333", []string{"a"}, true},
-		{"bad region", "Europe", "111122223333", []string{"a"}, false},
-		{"bad account", "eu-west-1", "1234", []string{"a"}, false},
-		{"no names", "eu-west-1", "111122223333", nil, false},
-		{"bad name", "eu-west-1", "111122223333", []string{"has space"}, false},
-		{"bare star", "eu-west-1", "111122223333", []string{"*"}, false},
-		{"not a secret ARN", "eu-west-1", "111122223333", []string{"arn:aws:s3:::bucket"}, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			doc, err := secrets.Policy(tc.region, tc.account, tc.names...)
-			if (err == nil) != tc.ok {
-				t.Fatalf("Policy = %v, ok=%v", err, tc.ok)
-			}
-			if err != nil {
-				return
-			}
-			if _, err := iam.ParseDocument([]byte(doc)); err != nil {
-				t.Fatal(err)
-			}
-			if tc.name == "china" && !strings.Contains(doc, "arn:aws-cn:secretsmanager:cn-north-1:") {
-				t.Fatalf("partition: %s", doc)
-			}
-		})
-	}
-}
-
-func FuzzPolicy(f *testing.F) {
-	f.Add("eu-west-1", "111122223333", "app/db")
-	f.Add("us-gov-west-1", "000000000000", "a*")
-	f.Add("x", "1", "arn:aws:secretsmanager:x")
-	f.Fuzz(func(t *testing.T, region, account, name string) {
-		doc, err := secrets.Policy(region, account, name)
-		if err != nil {
-			return
-		}
-		d, err := iam.ParseDocument([]byte(doc))
-		if err != nil {
-			t.Fatalf("Policy produced an invalid document: %v\n%s", err, doc)
-		}
-		if len(d.Statement) != 1 || len(d.Statement[0].Action) != 1 || d.Statement[0].Action[0] != "secretsmanager:GetSecretValue" {
-			t.Fatalf("unexpected grant: %s", doc)
 		}
 	})
 }

@@ -27,8 +27,8 @@ instance metadata service only when the credential chain itself would use it
 (--allow-node-role). Each network check gives up after --timeout.
 
 Check names (stable, for --json): credential-mode, env:VARIABLE, region,
-token-file, token-claims, trust-policy, sts-regional-endpoints, sts,
-sts-global, rds, elasticache, s3, secret.
+token-file, token-claims, trust-policy, sts, sts-global, rds,
+elasticache, s3, secret.
 
 Exit status: 0 all checks passed or warned, 1 a check failed, 2 usage error.
 `
@@ -39,7 +39,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var (
 		jsonOut       = fs.Bool("json", false, "print the report as JSON (fields: status ok|warn|fail, mode, why, env, identity, checks)")
 		audience      = fs.String("audience", irsa.DefaultAudience, "audience the web identity token must carry")
-		globalSTS     = fs.Bool("global-sts", false, "also probe the global STS endpoint (older SDKs and tools use it unless AWS_STS_REGIONAL_ENDPOINTS=regional)")
+		globalSTS     = fs.Bool("global-sts", false, "also probe the global STS endpoint (irsakit never calls it; other tools in the pod may)")
 		globalSTSURL  = fs.String("global-sts-endpoint", "", "`URL` of the global STS endpoint for --global-sts (default "+doctor.DefaultGlobalSTSEndpoint+", or $"+envGlobalSTS+")")
 		timeout       = fs.Duration("timeout", doctor.DefaultTimeout, "how long each network check may take")
 		allowNodeRole = fs.Bool("allow-node-role", false, "in a pod without IRSA, check with the node's instance role anyway")

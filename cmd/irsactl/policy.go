@@ -1,41 +1,49 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/policy"
+	"github.com/irsakit/irsakit/internal/partition"
 	"github.com/irsakit/irsakit/irsa"
 )
 
 const policyUsage = `Usage: irsactl policy KIND [flags]
 
+Prints a least-privilege IAM policy (JSON) for the role of a pod. The
+documents are those of the library's generators (irsa.TrustPolicy,
+rdsauth.Policy, elasticacheauth.Policy, s3store.Policy, secrets.Policy).
+
 KIND:
-  trust        the role's trust policy for one service account
-  rds          rds-db:connect for database users
-  elasticache  elasticache:Connect for a cache user
-  s3           ListBucket on a bucket (or prefix), object actions on its keys
-  secrets      GetSecretValue/DescribeSecret on named secrets
-  combined     rds + elasticache + s3 + secrets in one document (flags of each)
+  trust        the role's trust policy: one Kubernetes service account may assume it
+  rds          rds-db:connect as database users of one Aurora/RDS cluster or instance
+  elasticache  elasticache:Connect to one cache as its IAM-enabled users
+  s3           ListBucket under a prefix, object actions on its keys
+  secrets      GetSecretValue on named secrets (and kms:Decrypt through Secrets Manager)
+  combined     rds + elasticache + s3 + secrets in one document (the flags of each)
+
+Run irsactl policy KIND -h for the flags of a kind.
 `
 
-// policyFlags are every kind's flags; each kind checks the ones it needs.
+// policyFlags are every kind's flags; each kind registers the ones it uses.
 type policyFlags struct {
-	scope policy.Scope
+	partition, account, region string
 	// trust
 	providerARN, issuer, namespace, serviceAccount, audience string
 	// rds
 	resourceID, dbUsers string
 	// elasticache
-	cache, cacheUser string
-	serverless       bool
+	cache, cacheUsers    string
+	serverless, memoryDB bool
 	// s3
-	bucket   string
-	readOnly bool
+	bucket                   string
+	readOnly, abortMultipart bool
 	// secrets
-	secretList, kmsKey string
+	secretList, kmsKeys string
 }
 
 func runPolicy(args []string, stdout, stderr io.Writer) error {
@@ -49,33 +57,42 @@ func runPolicy(args []string, stdout, stderr io.Writer) error {
 	kind := args[0]
 	var pf policyFlags
 	fs := newFlagSet("policy "+kind, stderr)
-	fs.StringVar(&pf.scope.Partition, "partition", "", "AWS partition: aws, aws-cn or aws-us-gov (default: from --region, else aws)")
-	fs.StringVar(&pf.scope.Account, "account", "", "AWS account id (12 digits) owning the resources")
-	fs.StringVar(&pf.scope.Region, "region", "", "region of the resources (e.g. us-east-1)")
+	fs.StringVar(&pf.partition, "partition", "", "AWS partition: "+partition.IDs()+" (default: the region's, else aws)")
 	switch kind {
 	case "trust":
+		fs.StringVar(&pf.account, "account", "", "AWS account id (12 digits) of the role and its OIDC provider (with --issuer)")
+		fs.StringVar(&pf.region, "region", "", "the cluster's region, to pick the partition (with --issuer)")
 		fs.StringVar(&pf.providerARN, "oidc-provider-arn", "", "the cluster's IAM OIDC provider ARN (or --account and --issuer)")
-		fs.StringVar(&pf.issuer, "issuer", "", "the cluster's OIDC issuer URL (aws eks describe-cluster --query cluster.identity.oidc.issuer)")
+		fs.StringVar(&pf.issuer, "issuer", "", "the cluster's OIDC issuer URL (aws eks describe-cluster --name CLUSTER --query cluster.identity.oidc.issuer)")
 		fs.StringVar(&pf.namespace, "namespace", "", "Kubernetes namespace of the service account")
 		fs.StringVar(&pf.serviceAccount, "service-account", "", "Kubernetes service account name")
 		fs.StringVar(&pf.audience, "audience", irsa.DefaultAudience, "token audience the role accepts")
 	case "rds", "elasticache", "s3", "secrets", "combined":
+		if kind != "s3" {
+			fs.StringVar(&pf.account, "account", "", "AWS account id (12 digits) owning the resources")
+			fs.StringVar(&pf.region, "region", "", "region of the resources (e.g. us-east-1)")
+		}
 		if kind == "rds" || kind == "combined" {
-			fs.StringVar(&pf.resourceID, "resource-id", "", "DbClusterResourceId (cluster-…) or DbiResourceId (db-…)")
-			fs.StringVar(&pf.dbUsers, "db-user", "", "database user(s), comma-separated")
+			fs.StringVar(&pf.resourceID, "resource-id", "", "the cluster's DbClusterResourceId (cluster-…), an instance's DbiResourceId (db-…) or an RDS Proxy id (prx-…); not its name")
+			fs.StringVar(&pf.dbUsers, "db-user", "", "database user(s) the role may log in as, comma-separated")
 		}
 		if kind == "elasticache" || kind == "combined" {
-			fs.StringVar(&pf.cache, "cache", "", "replication group id or serverless cache name")
-			fs.StringVar(&pf.cacheUser, "user", "", "ElastiCache user id (IAM users: user id = user name)")
+			fs.StringVar(&pf.cache, "cache", "", "replication group id or serverless cache name (not the endpoint host)")
+			fs.StringVar(&pf.cacheUsers, "cache-user", "", "IAM-enabled ElastiCache user id(s), comma-separated (for IAM users the id equals the name)")
 			fs.BoolVar(&pf.serverless, "serverless", false, "the cache is an ElastiCache Serverless cache")
+			fs.BoolVar(&pf.memoryDB, "memorydb", false, "the cluster is a MemoryDB cluster (memorydb:Connect)")
 		}
 		if kind == "s3" || kind == "combined" {
-			fs.StringVar(&pf.bucket, "bucket", "", "bucket, or bucket/prefix")
-			fs.BoolVar(&pf.readOnly, "read-only", false, "only s3:GetObject on objects")
+			fs.StringVar(&pf.bucket, "bucket", "", "bucket, or bucket/prefix: a prefix is a directory (bucket/notes grants notes/…, not notes-private/…)")
+			fs.BoolVar(&pf.readOnly, "read-only", false, "grant only s3:ListBucket and s3:GetObject")
+			fs.BoolVar(&pf.abortMultipart, "abort-multipart", false, "also grant s3:AbortMultipartUpload, so a failed multipart upload removes its parts")
+			if kind == "s3" {
+				fs.StringVar(&pf.region, "region", "", "region of the bucket, to pick the partition (S3 ARNs carry no region)")
+			}
 		}
 		if kind == "secrets" || kind == "combined" {
-			fs.StringVar(&pf.secretList, "secret", "", "secret name(s) or ARN(s), comma-separated")
-			fs.StringVar(&pf.kmsKey, "kms-key-arn", "", "customer managed KMS key of the secrets, if any")
+			fs.StringVar(&pf.secretList, "secret", "", "secret name(s) or ARN(s), comma-separated; NAME* grants a name prefix")
+			fs.StringVar(&pf.kmsKeys, "kms-key-arn", "", "customer managed KMS key(s) of the secrets, comma-separated, if any")
 		}
 	default:
 		fmt.Fprint(stderr, policyUsage)
@@ -88,78 +105,72 @@ func runPolicy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = stdout.Write(out)
-	return err
+	if _, err := stdout.Write(out); err != nil {
+		return err
+	}
+	if pf.cache != "" && !pf.memoryDB {
+		fmt.Fprintln(stderr, "note: this is half of the access control; in the cache's RBAC user group, give the user an access string limited to the app's commands and keys, and replace the built-in passwordless \"default\" user with a disabled user named default (see elasticacheauth.Policy).")
+	}
+	return nil
 }
 
+// buildPolicy hands the flags to the library's generators.
 func buildPolicy(kind string, pf policyFlags) ([]byte, error) {
-	if kind == "trust" {
-		arn := pf.providerARN
-		if arn == "" {
-			if pf.issuer == "" {
-				return nil, usagef("policy trust: need --oidc-provider-arn, or --account and --issuer")
-			}
-			part := pf.scope.Partition
-			if part == "" {
-				part = "aws"
-				if strings.HasPrefix(pf.scope.Region, "cn-") {
-					part = "aws-cn"
-				} else if strings.HasPrefix(pf.scope.Region, "us-gov-") {
-					part = "aws-us-gov"
-				}
-			}
-			var err error
-			if arn, err = irsa.OIDCProviderARN(part, pf.scope.Account, pf.issuer); err != nil {
-				return nil, err
-			}
-		}
-		if pf.namespace == "" || pf.serviceAccount == "" {
-			return nil, usagef("policy trust: need --namespace and --service-account")
-		}
-		return policy.Trust(arn, pf.namespace, pf.serviceAccount, pf.audience)
+	in := policy.Inputs{
+		Partition: pf.partition, Account: pf.account, Region: pf.region,
+		ResourceID: pf.resourceID, DBUsers: policy.SplitList(pf.dbUsers),
+		Cache: pf.cache, CacheUsers: policy.SplitList(pf.cacheUsers), Serverless: pf.serverless, MemoryDB: pf.memoryDB,
+		ReadOnly: pf.readOnly, AbortMultipart: pf.abortMultipart,
+		Secrets: policy.SplitList(pf.secretList), KMSKeys: policy.SplitList(pf.kmsKeys),
 	}
-	var sts []policy.Statement
-	if kind == "rds" || (kind == "combined" && pf.resourceID != "") {
-		st, err := policy.RDS(pf.scope, pf.resourceID, splitList(pf.dbUsers)...)
-		if err != nil {
-			return nil, err
-		}
-		sts = append(sts, st)
+	in.Bucket, in.Prefix, _ = strings.Cut(pf.bucket, "/")
+	switch kind {
+	case "trust":
+		return trustPolicy(pf)
+	case "rds":
+		return policy.RDS(in)
+	case "elasticache":
+		return policy.ElastiCache(in)
+	case "s3":
+		return policy.S3(in)
+	case "secrets":
+		return policy.Secrets(in)
 	}
-	if kind == "elasticache" || (kind == "combined" && pf.cache != "") {
-		st, err := policy.ElastiCache(pf.scope, pf.cache, pf.cacheUser, pf.serverless)
-		if err != nil {
-			return nil, err
-		}
-		sts = append(sts, st)
-	}
-	if kind == "s3" || (kind == "combined" && pf.bucket != "") {
-		bucket, prefix, _ := strings.Cut(pf.bucket, "/")
-		st, err := policy.S3(pf.scope, bucket, prefix, pf.readOnly)
-		if err != nil {
-			return nil, err
-		}
-		sts = append(sts, st...)
-	}
-	if kind == "secrets" || (kind == "combined" && pf.secretList != "") {
-		st, err := policy.Secrets(pf.scope, pf.kmsKey, splitList(pf.secretList)...)
-		if err != nil {
-			return nil, err
-		}
-		sts = append(sts, st...)
-	}
-	if len(sts) == 0 {
+	doc, err := policy.Combined(in)
+	if errors.Is(err, policy.ErrNothing) {
 		return nil, usagef("policy combined: give the flags of at least one of rds (--resource-id), elasticache (--cache), s3 (--bucket), secrets (--secret)")
 	}
-	return policy.Marshal(policy.Identity(sts...))
+	return doc, err
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
+func trustPolicy(pf policyFlags) ([]byte, error) {
+	arn := pf.providerARN
+	if arn == "" {
+		if pf.issuer == "" {
+			return nil, usagef("policy trust: need --oidc-provider-arn, or --account and --issuer")
+		}
+		part := pf.partition
+		if part == "" {
+			part = "aws"
+			if pf.region != "" {
+				p, err := partition.Resolve("", pf.region)
+				if err != nil {
+					return nil, usagef("policy trust: --region: %v", err)
+				}
+				part = p.ID
+			}
+		}
+		var err error
+		if arn, err = irsa.OIDCProviderARN(part, pf.account, pf.issuer); err != nil {
+			return nil, err
 		}
 	}
-	return out
+	if pf.namespace == "" || pf.serviceAccount == "" {
+		return nil, usagef("policy trust: need --namespace and --service-account")
+	}
+	return irsa.TrustPolicy(arn, pf.namespace, pf.serviceAccount, func(o *irsa.TrustPolicyOptions) {
+		if pf.audience != "" {
+			o.Audience = pf.audience
+		}
+	})
 }

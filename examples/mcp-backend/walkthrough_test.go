@@ -69,7 +69,7 @@ func startRDSLike(t *testing.T, users ...string) *rdsLike {
 	front, err := pgfront.Start(pgfront.Config{Backend: pg.SocketPath(), Registry: env.Registry, IAM: env.IAM, Region: env.Region})
 	require.NoError(t, err)
 	t.Cleanup(func() { front.Close() })
-	pol, err := rdsauth.Policy(env.Region, env.Account, front.ResourceID(), users...)
+	pol, err := rdsauth.Policy(env.Region, env.Account, front.ResourceID(), users)
 	require.NoError(t, err)
 	require.NoError(t, env.AttachPolicy(pol))
 	env.Setenv(t)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/oidc"
+	"github.com/irsakit/irsakit/internal/awstest/podidentity"
 	"github.com/irsakit/irsakit/internal/awstest/sigv4"
 	"github.com/irsakit/irsakit/internal/awstest/sts"
 	"github.com/irsakit/irsakit/internal/clock"
@@ -37,7 +38,8 @@ type Options struct {
 	// Default "mcp-server-role".
 	RoleName string
 	// CredentialTTL is the lifetime of credentials STS issues (capped by
-	// the requested DurationSeconds). Default one hour.
+	// the requested DurationSeconds) and of those the EKS Pod Identity
+	// endpoint issues. Default one hour.
 	CredentialTTL time.Duration
 	// MaxSessionDuration is the role's MaxSessionDuration. Default one
 	// hour, IAM's default.
@@ -61,6 +63,9 @@ type Env struct {
 	IAM      *iam.IAM
 	Issuer   *oidc.Issuer
 	STS      *sts.Server
+	// PodIdentity is the node's EKS Pod Identity endpoint, with an
+	// association of the service account to RoleARN.
+	PodIdentity *podidentity.Server
 
 	Region      string
 	Account     string // sigv4.DefaultAccount
@@ -68,7 +73,11 @@ type Env struct {
 	ProviderARN string // arn:aws:iam::ACCOUNT:oidc-provider/HOST/id/ID
 	Subject     string // system:serviceaccount:NAMESPACE:SERVICEACCOUNT
 	TokenFile   string // DIR/var/run/secrets/eks.amazonaws.com/serviceaccount/token
-	Dir         string // temporary directory removed by Close
+	// PodIdentityTokenFile is the projected EKS Pod Identity token
+	// (audience pods.eks.amazonaws.com):
+	// DIR/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token
+	PodIdentityTokenFile string
+	Dir                  string // temporary directory removed by Close
 
 	configFile      string
 	credentialsFile string
@@ -118,13 +127,14 @@ func New(optFns ...func(*Options)) (env *Env, err error) {
 		return nil, fmt.Errorf("awstest: %w", err)
 	}
 	e := &Env{
-		Region:          o.Region,
-		Account:         sigv4.DefaultAccount,
-		Subject:         oidc.ServiceAccountSubject(o.Namespace, o.ServiceAccount),
-		Dir:             dir,
-		TokenFile:       filepath.Join(dir, "var/run/secrets/eks.amazonaws.com/serviceaccount/token"),
-		configFile:      filepath.Join(dir, "aws/config"),
-		credentialsFile: filepath.Join(dir, "aws/credentials"),
+		Region:               o.Region,
+		Account:              sigv4.DefaultAccount,
+		Subject:              oidc.ServiceAccountSubject(o.Namespace, o.ServiceAccount),
+		Dir:                  dir,
+		TokenFile:            filepath.Join(dir, "var/run/secrets/eks.amazonaws.com/serviceaccount/token"),
+		PodIdentityTokenFile: filepath.Join(dir, "var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"),
+		configFile:           filepath.Join(dir, "aws/config"),
+		credentialsFile:      filepath.Join(dir, "aws/credentials"),
 	}
 	defer func() {
 		if err != nil {
@@ -165,6 +175,18 @@ func New(optFns ...func(*Options)) (env *Env, err error) {
 	if _, err := e.Issuer.WriteTokenFile(e.TokenFile, e.Subject); err != nil {
 		return e, fmt.Errorf("awstest: %w", err)
 	}
+	e.PodIdentity, err = podidentity.New(e.Registry, e.Issuer, func(po *podidentity.Options) {
+		po.Clock = clk
+		po.CredentialTTL = o.CredentialTTL
+	})
+	if err != nil {
+		return e, fmt.Errorf("awstest: %w", err)
+	}
+	e.PodIdentity.Associate(o.Namespace, o.ServiceAccount, e.RoleARN)
+	if _, err := e.Issuer.WriteTokenFile(e.PodIdentityTokenFile, e.Subject, oidc.WithAudience(podidentity.Audience)); err != nil {
+		return e, fmt.Errorf("awstest: %w", err)
+	}
+	e.PodIdentity.SetTokenFile(e.PodIdentityTokenFile)
 	return e, nil
 }
 
@@ -187,6 +209,9 @@ func Start(tb testing.TB, optFns ...func(*Options)) *Env {
 // Close stops the servers and removes Dir.
 func (e *Env) Close() error {
 	var errs []error
+	if e.PodIdentity != nil {
+		errs = append(errs, e.PodIdentity.Close())
+	}
 	if e.STS != nil {
 		errs = append(errs, e.STS.Close())
 	}
@@ -216,6 +241,48 @@ func (e *Env) Environ() []string {
 		"AWS_CONFIG_FILE=" + e.configFile,
 		"AWS_SHARED_CREDENTIALS_FILE=" + e.credentialsFile,
 	}
+}
+
+// PodIdentityEnviron returns the environment of an EKS Pod Identity pod
+// pointed at the stand-ins, as "KEY=VALUE": AWS_CONTAINER_CREDENTIALS_FULL_URI
+// (the Pod Identity stand-in), AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
+// AWS_REGION, AWS_ENDPOINT_URL_STS, AWS_EC2_METADATA_DISABLED=true and the
+// empty shared config files; no IRSA variable.
+func (e *Env) PodIdentityEnviron() []string {
+	return []string{
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI=" + e.PodIdentity.URL(),
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=" + e.PodIdentityTokenFile,
+		"AWS_ENDPOINT_URL_STS=" + e.STS.URL(),
+		"AWS_REGION=" + e.Region,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE=" + e.configFile,
+		"AWS_SHARED_CREDENTIALS_FILE=" + e.credentialsFile,
+	}
+}
+
+// SetenvPodIdentity is [Env.Setenv] for an EKS Pod Identity pod: it sets
+// PodIdentityEnviron instead of the IRSA variables (AWS_ROLE_ARN and
+// AWS_WEB_IDENTITY_TOKEN_FILE stay unset).
+func (e *Env) SetenvPodIdentity(tb testing.TB) {
+	tb.Helper()
+	e.Setenv(tb)
+	for _, k := range []string{"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_STS_REGIONAL_ENDPOINTS"} {
+		tb.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	for _, kv := range e.PodIdentityEnviron() {
+		k, v, _ := strings.Cut(kv, "=")
+		tb.Setenv(k, v)
+	}
+}
+
+// RotatePodIdentityToken replaces PodIdentityTokenFile with a freshly
+// minted token, as the kubelet does.
+func (e *Env) RotatePodIdentityToken() error {
+	if _, err := e.Issuer.RotateTokenFile(e.PodIdentityTokenFile); err != nil {
+		return fmt.Errorf("awstest: %w", err)
+	}
+	return nil
 }
 
 // clearedVars are unset by Setenv: other credential sources, settings that

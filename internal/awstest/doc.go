@@ -5,7 +5,10 @@
 // (federated provider, sts:AssumeRoleWithWebIdentity, StringEquals on the
 // issuer's :sub and :aud), the STS stand-in (package sts), the mini-IAM
 // (package iam), the credentials registry every stand-in checks signatures
-// with (package sigv4), and a projected service-account token file.
+// with (package sigv4), a projected service-account token file, and the
+// node's EKS Pod Identity endpoint (package podidentity) with an
+// association of the same service account to the role and its own
+// projected token (audience pods.eks.amazonaws.com).
 //
 // # Usage
 //
@@ -17,6 +20,8 @@
 //		_ = env.STS.Calls("AssumeRoleWithWebIdentity")
 //	}
 //
+// A Pod Identity pod instead of an IRSA one: [Env.SetenvPodIdentity]
+// (AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE).
 // Parallel tests, which cannot change the environment, use [Env.Config];
 // code that only needs signing credentials uses [Env.SessionCredentials];
 // child processes get [Env.Environ].

@@ -17,6 +17,23 @@
 // A startup without TLS is refused as an RDS instance with rds.force_ssl
 // refuses it. Users listed in [Config.Passwords] authenticate with a plain
 // password instead (the latency baseline).
+//
+// With [Config.DSQL] the front stands in for an Aurora DSQL cluster
+// endpoint (ID.dsql.REGION.on.aws) instead: the client must send SNI
+// naming the endpoint, and the password must be a SigV4 presigned URL for
+// service dsql, Action=DbConnectAdmin for the admin role and
+// Action=DbConnect for any other, signed for the endpoint host without a
+// port, X-Amz-Expires at most a week, by credentials the registry issued,
+// and allowed by the mini-IAM to perform that action on
+// arn:PARTITION:dsql:REGION:ACCOUNT:cluster/ID. A refused token gets
+// `FATAL: IAM authentication failed for user "..."` (the text AWS
+// documents; the SQLSTATE, 28P01, is what clients report, AWS does not
+// document one).
+//
+// Like RDS Proxy, the front hands each client a BackendKeyData of its own
+// (a process id and secret key that are not the server's) and relays a
+// CancelRequest carrying that key to the server with the server's key; a
+// CancelRequest with an unknown key is dropped, as PostgreSQL drops it.
 package pgfront
 
 import (
@@ -26,6 +43,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -45,10 +63,18 @@ import (
 
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/sigv4"
+	"github.com/irsakit/irsakit/internal/partition"
 )
 
 // MaxTokenLifetime is the longest X-Amz-Expires RDS accepts in a token.
 const MaxTokenLifetime = 900 * time.Second
+
+// MaxDSQLTokenLifetime is the longest X-Amz-Expires Aurora DSQL accepts.
+const MaxDSQLTokenLifetime = 7 * 24 * time.Hour
+
+// DefaultClusterID is the Aurora DSQL cluster a DSQL front stands in for
+// unless Config.ClusterID says otherwise.
+const DefaultClusterID = "irsakitfront0dsql000000000"
 
 // Config describes a front.
 type Config struct {
@@ -69,8 +95,15 @@ type Config struct {
 	ResourceID string
 	// Hostnames are the DNS names (besides the listening IP) clients may
 	// dial the front as; a client's TLS SNI picks among them. Default
-	// "localhost".
+	// "localhost"; for a DSQL front, the cluster endpoint
+	// CLUSTERID.dsql.REGION.on.aws.
 	Hostnames []string
+	// DSQL makes the front an Aurora DSQL cluster endpoint instead of an
+	// RDS instance (see the package documentation).
+	DSQL bool
+	// ClusterID is the DSQL cluster's identifier, used in its ARN and
+	// default endpoint name. Default DefaultClusterID.
+	ClusterID string
 	// Passwords maps users that log in with a plain password (no IAM) to
 	// their password.
 	Passwords map[string]string
@@ -107,8 +140,14 @@ type Front struct {
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 
-	accepted atomic.Int64
-	rejected atomic.Int64
+	keysMu sync.Mutex
+	// keys maps the cancel key the front gave a client to the server's.
+	keys map[cancelKey]pgproto3.BackendKeyData
+
+	accepted   atomic.Int64
+	rejected   atomic.Int64
+	cancelsIn  atomic.Int64
+	cancelsOut atomic.Int64
 }
 
 // Start generates a CA and a server certificate for 127.0.0.1, ::1 and
@@ -129,6 +168,17 @@ func Start(cfg Config) (*Front, error) {
 	if cfg.ResourceID == "" {
 		cfg.ResourceID = "db-IRSAKITFRONT0000000000"
 	}
+	if cfg.DSQL {
+		if len(cfg.Passwords) > 0 {
+			return nil, errors.New("pgfront: Config.Passwords: Aurora DSQL has no password users")
+		}
+		if cfg.ClusterID == "" {
+			cfg.ClusterID = DefaultClusterID
+		}
+		if cfg.Hostnames == nil {
+			cfg.Hostnames = []string{cfg.ClusterID + ".dsql." + cfg.Region + ".on.aws"}
+		}
+	}
 	if cfg.Hostnames == nil {
 		cfg.Hostnames = []string{"localhost"}
 	}
@@ -139,7 +189,7 @@ func Start(cfg Config) (*Front, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgfront: %w", err)
 	}
-	f := &Front{cfg: cfg, dir: dir, conns: map[net.Conn]struct{}{}}
+	f := &Front{cfg: cfg, dir: dir, conns: map[net.Conn]struct{}{}, keys: map[cancelKey]pgproto3.BackendKeyData{}}
 	if err := f.makeCerts(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -223,12 +273,25 @@ func (f *Front) Account() string    { return f.cfg.Account }
 func (f *Front) ResourceID() string { return f.cfg.ResourceID }
 
 // Partition is the ARN partition of the front's region.
-func (f *Front) Partition() string { return partition(f.cfg.Region) }
+func (f *Front) Partition() string { return partition.IDOf(f.cfg.Region) }
 
 // UserARN is the rds-db ARN an IAM policy must allow for user.
 func (f *Front) UserARN(user string) string {
 	return fmt.Sprintf("arn:%s:rds-db:%s:%s:dbuser:%s/%s", f.Partition(), f.cfg.Region, f.cfg.Account, f.cfg.ResourceID, user)
 }
+
+// ClusterID is the DSQL cluster identifier of a DSQL front.
+func (f *Front) ClusterID() string { return f.cfg.ClusterID }
+
+// ClusterARN is the DSQL cluster ARN an IAM policy must allow
+// dsql:DbConnect or dsql:DbConnectAdmin on.
+func (f *Front) ClusterARN() string {
+	return fmt.Sprintf("arn:%s:dsql:%s:%s:cluster/%s", f.Partition(), f.cfg.Region, f.cfg.Account, f.cfg.ClusterID)
+}
+
+// Hostnames are the names the front's certificate holds (and, for a DSQL
+// front, the endpoints it answers to).
+func (f *Front) Hostnames() []string { return append([]string(nil), f.cfg.Hostnames...) }
 
 // Accepted and Rejected count authentication decisions since Start.
 func (f *Front) Accepted() int64 { return f.accepted.Load() }
@@ -372,6 +435,23 @@ func (f *Front) handle(raw net.Conn) {
 		return
 	}
 
+	if f.cfg.DSQL {
+		// DSQL routes a connection by SNI: without it there is no cluster.
+		sni := tc.ConnectionState().ServerName
+		if sni == "" {
+			f.rejected.Add(1)
+			f.event(AuthEvent{User: user, Err: errors.New("no SNI")})
+			fatal(be, "08004", "unable to accept connection, sni was not received")
+			return
+		}
+		if !f.answersTo(sni) {
+			f.rejected.Add(1)
+			f.event(AuthEvent{User: user, Err: fmt.Errorf("SNI %q names no cluster here", sni)})
+			fatal(be, "08004", fmt.Sprintf("unable to accept connection, no cluster for %q", sni))
+			return
+		}
+	}
+
 	be.Send(&pgproto3.AuthenticationCleartextPassword{})
 	if err := be.Flush(); err != nil {
 		return
@@ -405,7 +485,11 @@ func (f *Front) handle(raw net.Conn) {
 			ev.Err = err
 			f.rejected.Add(1)
 			f.event(ev)
-			fatal(be, "28000", fmt.Sprintf("PAM authentication failed for user %q", user))
+			if f.cfg.DSQL {
+				fatal(be, "28P01", fmt.Sprintf("IAM authentication failed for user %q", user))
+			} else {
+				fatal(be, "28000", fmt.Sprintf("PAM authentication failed for user %q", user))
+			}
 			return
 		}
 		ev.SignedAt, ev.AccessKeyID = res.SignedAt, res.Credentials.AccessKeyID
@@ -425,12 +509,109 @@ func (f *Front) handle(raw net.Conn) {
 	}
 	f.accepted.Add(1)
 	f.event(ev)
-	raw.SetDeadline(time.Time{})
 	if !f.track(backend) {
 		return
 	}
 	defer f.untrack(backend)
+	backend.SetDeadline(time.Now().Add(30 * time.Second))
+	key, err := f.relayStartup(conn, backend)
+	if key != nil {
+		defer f.forgetKey(*key)
+	}
+	if err != nil {
+		return
+	}
+	raw.SetDeadline(time.Time{})
+	backend.SetDeadline(time.Time{})
 	relay(conn, backend)
+}
+
+// cancelKey identifies a session to cancel: a process id and secret key.
+type cancelKey struct {
+	pid    uint32
+	secret string
+}
+
+// relayStartup copies the server's answer to the startup message to the
+// client up to ReadyForQuery, replacing the server's BackendKeyData with
+// one the front made up and remembering which server key it stands for.
+// Nothing else the server sends is changed.
+func (f *Front) relayStartup(client, server net.Conn) (*cancelKey, error) {
+	var key *cancelKey
+	hdr := make([]byte, 5)
+	for {
+		if _, err := io.ReadFull(server, hdr); err != nil {
+			return key, err
+		}
+		n := int(binary.BigEndian.Uint32(hdr[1:]))
+		if n < 4 || n > 1<<20 {
+			return key, fmt.Errorf("pgfront: server message of length %d", n)
+		}
+		body := make([]byte, n-4)
+		if _, err := io.ReadFull(server, body); err != nil {
+			return key, err
+		}
+		msg := append(hdr[:5:5], body...)
+		if hdr[0] == 'K' {
+			var real pgproto3.BackendKeyData
+			if err := real.Decode(body); err != nil {
+				return key, err
+			}
+			k, mine, err := f.newKey(real)
+			if err != nil {
+				return key, err
+			}
+			key = &k
+			if msg, err = mine.Encode(nil); err != nil {
+				return key, err
+			}
+		}
+		if _, err := client.Write(msg); err != nil {
+			return key, err
+		}
+		switch hdr[0] {
+		case 'Z': // ReadyForQuery: the session is up
+			return key, nil
+		case 'E': // the server refused the session and closes it
+			return key, errors.New("pgfront: server refused the session")
+		}
+	}
+}
+
+// newKey makes up a BackendKeyData for a client, with a secret as long as
+// the server's, and records that it stands for real.
+func (f *Front) newKey(real pgproto3.BackendKeyData) (cancelKey, *pgproto3.BackendKeyData, error) {
+	secret := make([]byte, len(real.SecretKey))
+	var pid [4]byte
+	f.keysMu.Lock()
+	defer f.keysMu.Unlock()
+	for {
+		if _, err := rand.Read(pid[:]); err != nil {
+			return cancelKey{}, nil, err
+		}
+		if _, err := rand.Read(secret); err != nil {
+			return cancelKey{}, nil, err
+		}
+		p := binary.BigEndian.Uint32(pid[:]) &^ (1 << 31) // a positive int4, as PostgreSQL's pids
+		k := cancelKey{pid: p, secret: string(secret)}
+		if _, taken := f.keys[k]; p == 0 || p == real.ProcessID || taken {
+			continue
+		}
+		f.keys[k] = real
+		return k, &pgproto3.BackendKeyData{ProcessID: p, SecretKey: secret}, nil
+	}
+}
+
+func (f *Front) forgetKey(k cancelKey) {
+	f.keysMu.Lock()
+	delete(f.keys, k)
+	f.keysMu.Unlock()
+}
+
+// Cancels counts CancelRequests received, and how many of them carried a
+// key the front had handed out and were relayed to the server.
+func (f *Front) Cancels() (received, relayed int64) {
+	return f.cancelsIn.Load(), f.cancelsOut.Load()
 }
 
 func (f *Front) event(ev AuthEvent) {
@@ -439,10 +620,22 @@ func (f *Front) event(ev AuthEvent) {
 	}
 }
 
+func (f *Front) answersTo(name string) bool {
+	for _, h := range f.cfg.Hostnames {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // dialledHost is the host:port a token must be signed for: the name the
 // client asked for in SNI when the front answers to it, else the IP it
-// connected to.
+// connected to. A DSQL token is signed for the endpoint name alone.
 func (f *Front) dialledHost(tc *tls.Conn) string {
+	if f.cfg.DSQL {
+		return strings.ToLower(tc.ConnectionState().ServerName)
+	}
 	port := strconv.Itoa(f.port)
 	if sni := tc.ConnectionState().ServerName; sni != "" {
 		for _, h := range f.cfg.Hostnames {
@@ -471,7 +664,8 @@ type TokenError struct {
 func (e *TokenError) Error() string { return "pgfront: token refused: " + e.Code + ": " + e.Reason }
 
 // VerifyToken checks token as the password of user connecting to host
-// (host:port as dialled). It is what the front does for every IAM login.
+// (host:port as dialled; for a DSQL front the endpoint name without a
+// port). It is what the front does for every IAM login.
 func (f *Front) VerifyToken(token, user, host string) (*sigv4.Result, error) {
 	return f.verifyToken(token, user, host)
 }
@@ -493,11 +687,15 @@ func (f *Front) verifyToken(token, user, host string) (*sigv4.Result, error) {
 	if !strings.EqualFold(u.Host, host) {
 		return nil, &TokenError{Code: "SignatureDoesNotMatch", Reason: fmt.Sprintf("token is for host %q, not %q", u.Host, host)}
 	}
+	service, maxExpires := "rds-db", MaxTokenLifetime
+	if f.cfg.DSQL {
+		service, maxExpires = "dsql", MaxDSQLTokenLifetime
+	}
 	res, err := f.cfg.Registry.VerifyPresigned(u, sigv4.PresignOptions{
-		Service:    "rds-db",
+		Service:    service,
 		Region:     f.cfg.Region,
 		Host:       host,
-		MaxExpires: MaxTokenLifetime,
+		MaxExpires: maxExpires,
 	})
 	if err != nil {
 		var se *sigv4.Error
@@ -505,6 +703,9 @@ func (f *Front) verifyToken(token, user, host string) (*sigv4.Result, error) {
 			return nil, &TokenError{Code: se.Code, Reason: se.Message}
 		}
 		return nil, &TokenError{Code: "AccessDenied", Reason: err.Error()}
+	}
+	if f.cfg.DSQL {
+		return f.authorizeDSQL(res, user)
 	}
 	if got := res.Query["Action"]; len(got) != 1 || got[0] != "connect" {
 		return nil, &TokenError{Code: "InvalidAction", Reason: "Action must be connect"}
@@ -521,6 +722,27 @@ func (f *Front) verifyToken(token, user, host string) (*sigv4.Result, error) {
 	return res, nil
 }
 
+// authorizeDSQL checks a verified DSQL token's action against the role
+// (admin connects with DbConnectAdmin, every other role with DbConnect)
+// and IAM.
+func (f *Front) authorizeDSQL(res *sigv4.Result, user string) (*sigv4.Result, error) {
+	want := "DbConnect"
+	if user == "admin" {
+		want = "DbConnectAdmin"
+	}
+	if got := res.Query["Action"]; len(got) != 1 || got[0] != want {
+		return nil, &TokenError{Code: "InvalidAction", Reason: fmt.Sprintf("role %q connects with Action=%s, not %v", user, want, got)}
+	}
+	if res.Credentials.RoleARN == "" {
+		return nil, &TokenError{Code: "AccessDenied", Reason: "only role sessions have policies here"}
+	}
+	action := "dsql:" + want
+	if !f.cfg.IAM.Authorize(res.Credentials.RoleARN, action, f.ClusterARN()) {
+		return nil, &TokenError{Code: "AccessDenied", Reason: fmt.Sprintf("%s is not authorized to perform %s on %s", res.Credentials.Arn, action, f.ClusterARN())}
+	}
+	return res, nil
+}
+
 func (f *Front) dialBackend() (net.Conn, error) {
 	network := "tcp"
 	if strings.HasPrefix(f.cfg.Backend, "/") {
@@ -529,17 +751,30 @@ func (f *Front) dialBackend() (net.Conn, error) {
 	return net.DialTimeout(network, f.cfg.Backend, 10*time.Second)
 }
 
+// forwardCancel relays a CancelRequest that carries a key the front handed
+// out, with the server's key; any other is dropped without an answer, as
+// PostgreSQL does.
 func (f *Front) forwardCancel(m *pgproto3.CancelRequest) {
+	f.cancelsIn.Add(1)
+	f.keysMu.Lock()
+	real, ok := f.keys[cancelKey{pid: m.ProcessID, secret: string(m.SecretKey)}]
+	f.keysMu.Unlock()
+	if !ok {
+		return
+	}
 	c, err := f.dialBackend()
 	if err != nil {
 		return
 	}
 	defer c.Close()
-	buf, err := m.Encode(nil)
+	buf, err := (&pgproto3.CancelRequest{ProcessID: real.ProcessID, SecretKey: real.SecretKey}).Encode(nil)
 	if err != nil {
 		return
 	}
-	c.Write(buf)
+	f.cancelsOut.Add(1)
+	if _, err := c.Write(buf); err != nil {
+		return
+	}
 	// The server closes the connection once it has read the request.
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, c)
@@ -565,15 +800,4 @@ func relay(client, server net.Conn) {
 	}()
 	<-done
 	<-done
-}
-
-func partition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	default:
-		return "aws"
-	}
 }

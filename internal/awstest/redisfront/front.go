@@ -54,6 +54,11 @@ const (
 	helloNoAuth    = "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
 )
 
+// handshakeTimeout bounds a client's TLS handshake. Generous: tests open
+// hundreds of connections at once on a loaded machine, and a front that
+// gives up first turns load into spurious "broken pipe" failures.
+const handshakeTimeout = 60 * time.Second
+
 // Options configure a Front.
 type Options struct {
 	// Registry verifies token signatures. Required.
@@ -337,7 +342,7 @@ func (f *Front) handle(raw net.Conn) {
 		f.mu.Unlock()
 		f.live.Add(-1)
 	}()
-	_ = raw.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/sigv4"
+	"github.com/irsakit/irsakit/internal/partition"
 )
 
 // Rejection reasons reported by [VerifyToken] and counted by [Front.Stats].
@@ -60,22 +61,22 @@ type Check struct {
 // …:serverlesscache:NAME (memorydb: arn:aws:memorydb:REGION:ACCOUNT:cluster/NAME).
 func (c Check) CacheARN() string {
 	if c.service() == "memorydb" {
-		return fmt.Sprintf("arn:%s:memorydb:%s:%s:cluster/%s", partition(c.Region), c.Region, c.Account, c.CacheName)
+		return fmt.Sprintf("arn:%s:memorydb:%s:%s:cluster/%s", partition.IDOf(c.Region), c.Region, c.Account, c.CacheName)
 	}
 	kind := "replicationgroup"
 	if c.Serverless {
 		kind = "serverlesscache"
 	}
-	return fmt.Sprintf("arn:%s:elasticache:%s:%s:%s:%s", partition(c.Region), c.Region, c.Account, kind, c.CacheName)
+	return fmt.Sprintf("arn:%s:elasticache:%s:%s:%s:%s", partition.IDOf(c.Region), c.Region, c.Account, kind, c.CacheName)
 }
 
 // UserARN is the user resource: arn:aws:elasticache:REGION:ACCOUNT:user:USERID
 // (memorydb: arn:aws:memorydb:REGION:ACCOUNT:user/NAME).
 func (c Check) UserARN(userID string) string {
 	if c.service() == "memorydb" {
-		return fmt.Sprintf("arn:%s:memorydb:%s:%s:user/%s", partition(c.Region), c.Region, c.Account, userID)
+		return fmt.Sprintf("arn:%s:memorydb:%s:%s:user/%s", partition.IDOf(c.Region), c.Region, c.Account, userID)
 	}
-	return fmt.Sprintf("arn:%s:elasticache:%s:%s:user:%s", partition(c.Region), c.Region, c.Account, userID)
+	return fmt.Sprintf("arn:%s:elasticache:%s:%s:user:%s", partition.IDOf(c.Region), c.Region, c.Account, userID)
 }
 
 // Action is the IAM action checked: elasticache:Connect or memorydb:Connect.
@@ -86,16 +87,6 @@ func (c Check) service() string {
 		return "elasticache"
 	}
 	return c.Service
-}
-
-func partition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	}
-	return "aws"
 }
 
 func reject(reason, format string, a ...any) error {

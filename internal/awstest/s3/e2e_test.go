@@ -28,7 +28,7 @@ func TestEndToEndIRSA(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			env := awstest.Start(t)
-			pol, err := s3store.Policy("pod-bucket", "app/")
+			pol, err := s3store.Policy("pod-bucket", func(o *s3store.PolicyOptions) { o.Prefix = "app/" })
 			if err != nil {
 				t.Fatal(err)
 			}

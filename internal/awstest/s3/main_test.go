@@ -93,8 +93,10 @@ func roleWith(t testing.TB, docs ...[]byte) sigv4.Credentials {
 // s3:AbortMultipartUpload so failed multipart uploads clean up.
 func storePolicy(t testing.TB, bucket, prefix string) []byte {
 	t.Helper()
-	p, err := s3store.Policy(bucket, prefix, s3store.ActionListBucket, s3store.ActionGetObject,
-		s3store.ActionPutObject, s3store.ActionDeleteObject, s3store.ActionAbortMultipartUpload)
+	p, err := s3store.Policy(bucket, func(o *s3store.PolicyOptions) {
+		o.Prefix = prefix
+		o.Actions = append(append(o.Actions, s3store.DefaultActions...), s3store.ActionAbortMultipartUpload)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,15 @@ package s3_test
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	standin "github.com/irsakit/irsakit/internal/awstest/s3"
 	"github.com/irsakit/irsakit/internal/awstest/sigv4"
@@ -19,10 +20,8 @@ import (
 func newStore(t testing.TB, srv *standin.Server, c sigv4.Credentials, bucket string) (*s3store.Store, *recorder) {
 	t.Helper()
 	cfg, rec := configFor(srv, c)
-	st, err := s3store.New(cfg, bucket, func(o *s3store.Options) { o.UsePathStyle = true; o.PartSize = manager.MinUploadPartSize })
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, err := s3store.New(cfg, bucket, func(o *s3store.Options) { o.UsePathStyle = true; o.PartSize = s3store.MinPartSize })
+	require.NoError(t, err)
 	return st, rec
 }
 
@@ -38,113 +37,87 @@ func TestThroughS3Store(t *testing.T) {
 
 			small := []byte(`{"note":"hello"}`)
 			res, err := st.Put(ctx, p+"notes/1.json", bytes.NewReader(small), func(o *s3store.PutOptions) { o.ContentType = "application/json" })
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.UploadID != "" || res.Checksum != standin.Checksum("CRC32", small) {
-				t.Errorf("small Put: %+v", res)
-			}
+			require.NoError(t, err)
+			assert.Empty(t, res.UploadID, "small Put went up in parts")
+			assert.Equal(t, standin.Checksum("CRC32", small), res.Checksum)
 
 			// Unknown size (a reader that is neither a Seeker nor a
 			// ReaderAt): the transfer manager goes multipart.
 			big := randomBytes(t, 2*standin.MinPartSize+100)
 			res, err = st.Put(ctx, p+"blobs/big.bin", struct{ io.Reader }{bytes.NewReader(big)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.UploadID == "" || !strings.HasSuffix(res.Checksum, "-3") {
-				t.Errorf("multipart Put: %+v", res)
-			}
-			if n := len(rec.find("PUT", "blobs/big.bin")); n != 3 {
-				t.Errorf("%d UploadPart requests, want 3", n)
-			}
-			if stored, _ := srv.Object(bucketName, p+"blobs/big.bin"); !bytes.Equal(stored, big) {
-				t.Error("multipart object differs from what was put")
-			}
+			require.NoError(t, err)
+			assert.NotEmpty(t, res.UploadID)
+			assert.True(t, strings.HasSuffix(res.Checksum, "-3"), "composite checksum of 3 parts: %q", res.Checksum)
+			assert.Len(t, rec.find("PUT", "blobs/big.bin"), 3, "UploadPart requests")
+			stored, _ := srv.Object(bucketName, p+"blobs/big.bin")
+			assert.True(t, bytes.Equal(stored, big), "multipart object differs from what was put")
 
 			r, err := st.Get(ctx, p+"blobs/big.bin", func(o *s3store.GetOptions) { o.Offset, o.Length = standin.MinPartSize-2, 4 })
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, _ := io.ReadAll(r)
+			require.NoError(t, err)
+			got, err := io.ReadAll(r)
+			require.NoError(t, err)
 			r.Close()
-			if !bytes.Equal(got, big[standin.MinPartSize-2:standin.MinPartSize+2]) || r.Object().Size != int64(len(big)) || r.Len() != 4 {
-				t.Errorf("range Get: %x size %d len %d", got, r.Object().Size, r.Len())
-			}
-			var buf manager.WriteAtBuffer
-			if n, err := st.Download(ctx, p+"blobs/big.bin", &buf); err != nil || n != int64(len(big)) || !bytes.Equal(buf.Bytes(), big) {
-				t.Errorf("Download: %d bytes, %v", n, err)
-			}
+			assert.Equal(t, big[standin.MinPartSize-2:standin.MinPartSize+2], got)
+			assert.Equal(t, int64(len(big)), r.Object().Size)
+			assert.Equal(t, int64(4), r.Len())
+			buf := tmtypes.NewWriteAtBuffer(nil)
+			n, err := st.Download(ctx, p+"blobs/big.bin", buf)
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(big)), n)
+			assert.True(t, bytes.Equal(buf.Bytes(), big), "downloaded content differs")
 
 			obj, err := st.Stat(ctx, p+"notes/1.json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if obj.Size != int64(len(small)) || obj.ContentType != "application/json" || obj.ChecksumAlgorithm != types.ChecksumAlgorithmCrc32 ||
-				obj.ChecksumType != types.ChecksumTypeFullObject || obj.ServerSideEncryption != types.ServerSideEncryptionAes256 {
-				t.Errorf("Stat: %+v", obj)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(small)), obj.Size)
+			assert.Equal(t, "application/json", obj.ContentType)
+			assert.Equal(t, types.ChecksumAlgorithmCrc32, obj.ChecksumAlgorithm)
+			assert.Equal(t, types.ChecksumTypeFullObject, obj.ChecksumType)
+			assert.Equal(t, types.ServerSideEncryptionAes256, obj.ServerSideEncryption)
 
-			if _, err := st.Copy(ctx, p+"notes/1.json", p+"notes/2.json"); err != nil {
-				t.Fatal(err)
-			}
+			_, err = st.Copy(ctx, p+"notes/1.json", p+"notes/2.json")
+			require.NoError(t, err)
 			for _, k := range []string{"notes/3.json", "notes/archive/0.json", "top.txt"} {
-				if _, err := st.Put(ctx, p+k, strings.NewReader(k)); err != nil {
-					t.Fatal(err)
-				}
+				_, err := st.Put(ctx, p+k, strings.NewReader(k))
+				require.NoError(t, err)
 			}
 			var listed []string
 			for o, err := range st.List(ctx, p, func(o *s3store.ListOptions) { o.Delimiter = "/"; o.PageSize = 1 }) {
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				listed = append(listed, strings.TrimPrefix(o.Key, p))
 			}
-			if want := "blobs/ notes/ top.txt"; strings.Join(listed, " ") != want {
-				t.Errorf("List with delimiter: %q, want %q", strings.Join(listed, " "), want)
-			}
+			assert.Equal(t, []string{"blobs/", "notes/", "top.txt"}, listed, "List with delimiter")
 			listed = nil
 			for o, err := range st.List(ctx, p+"notes/", func(o *s3store.ListOptions) { o.PageSize = 2 }) {
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				listed = append(listed, strings.TrimPrefix(o.Key, p))
 			}
-			if want := "notes/1.json notes/2.json notes/3.json notes/archive/0.json"; strings.Join(listed, " ") != want {
-				t.Errorf("List: %q, want %q", strings.Join(listed, " "), want)
-			}
-			if n := len(rec.find("GET", "/"+bucketName)); n != 3+2 {
-				t.Errorf("%d ListObjectsV2 requests, want 5 (3 pages of 1, 2 of 2)", n)
-			}
+			assert.Equal(t, []string{"notes/1.json", "notes/2.json", "notes/3.json", "notes/archive/0.json"}, listed)
+			assert.Len(t, rec.find("GET", "/"+bucketName), 3+2, "ListObjectsV2 requests: 3 pages of 1, 2 of 2")
 
-			if err := st.Delete(ctx, p+"top.txt"); err != nil {
-				t.Fatal(err)
-			}
-			if ok, err := st.Exists(ctx, p+"top.txt"); err == nil || ok || !errors.Is(err, s3store.ErrAccessDenied) {
-				// Under a prefix policy ListBucket carries an s3:prefix
-				// condition, which a HEAD request cannot satisfy: S3 answers
-				// a missing key with 403, not 404.
-				t.Errorf("Exists on a deleted key under a prefix policy: %v %v, want access denied", ok, err)
-			}
-			if ok, err := st.Exists(ctx, p+"notes/1.json"); !ok || err != nil {
-				t.Errorf("Exists: %v %v", ok, err)
-			}
+			require.NoError(t, st.Delete(ctx, p+"top.txt"))
+			// Under a prefix policy ListBucket carries an s3:prefix
+			// condition, which a HEAD request cannot satisfy: S3 answers a
+			// missing key with 403, not 404.
+			ok, err := st.Exists(ctx, p+"top.txt")
+			assert.ErrorIs(t, err, s3store.ErrAccessDenied, "Exists on a deleted key under a prefix policy")
+			assert.False(t, ok)
+			ok, err = st.Exists(ctx, p+"notes/1.json")
+			require.NoError(t, err)
+			assert.True(t, ok)
 
 			err = st.DeleteMany(ctx, []string{p + "notes/2.json", p + "notes/3.json", "elsewhere/x.json"})
 			var de *s3store.DeleteError
-			if !errors.As(err, &de) || len(de.Keys) != 1 || de.Keys[0].Key != "elsewhere/x.json" || de.Keys[0].Code != "AccessDenied" {
-				t.Errorf("DeleteMany with a key outside the policy: %v", err)
+			if assert.ErrorAs(t, err, &de, "DeleteMany with a key outside the policy") && assert.Len(t, de.Keys, 1) {
+				assert.Equal(t, "elsewhere/x.json", de.Keys[0].Key)
+				assert.Equal(t, "AccessDenied", de.Keys[0].Code)
 			}
 			for _, k := range []string{"notes/2.json", "notes/3.json"} {
-				if _, ok := srv.Object(bucketName, p+k); ok {
-					t.Errorf("%s not deleted", k)
-				}
+				_, ok := srv.Object(bucketName, p+k)
+				assert.False(t, ok, "%s not deleted", k)
 			}
 
 			_, err = st.Put(ctx, "outside/"+p+"x", strings.NewReader("x"))
-			if !errors.Is(err, s3store.ErrAccessDenied) {
-				t.Errorf("Put outside the prefix: %v, want ErrAccessDenied", err)
-			}
+			assert.ErrorIs(t, err, s3store.ErrAccessDenied, "Put outside the prefix")
 		})
 	}
 }
@@ -160,49 +133,36 @@ func TestPresignedWithNetHTTP(t *testing.T) {
 			hc := srv.Client()
 
 			put, err := st.PresignPut(ctx, p+"upload.txt", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			req, err := put.NewRequest(ctx, strings.NewReader("uploaded by URL"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			resp, err := hc.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("presigned PUT: %d %s", resp.StatusCode, b)
-			}
-			if got, _ := srv.Object(bucketName, p+"upload.txt"); string(got) != "uploaded by URL" {
-				t.Errorf("stored %q", got)
-			}
+			require.Equal(t, http.StatusOK, resp.StatusCode, "presigned PUT: %s", b)
+			got, _ := srv.Object(bucketName, p+"upload.txt")
+			assert.Equal(t, "uploaded by URL", string(got))
 
 			get, err := st.PresignGet(ctx, p+"upload.txt", 0, func(o *s3store.PresignOptions) { o.ResponseContentDisposition = `attachment; filename="u.txt"` })
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			resp, err = hc.Get(get.URL())
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			b, _ = io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || string(b) != "uploaded by URL" || resp.Header.Get("Content-Disposition") != `attachment; filename="u.txt"` {
-				t.Errorf("presigned GET: %d %q %q", resp.StatusCode, b, resp.Header.Get("Content-Disposition"))
-			}
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Equal(t, "uploaded by URL", string(b))
+			assert.Equal(t, `attachment; filename="u.txt"`, resp.Header.Get("Content-Disposition"))
 
 			// The URL is bound to its method and key.
 			req, _ = http.NewRequest(http.MethodDelete, get.URL(), nil)
-			if code, s3code := do(t, hc, req); code != http.StatusForbidden || s3code != "SignatureDoesNotMatch" {
-				t.Errorf("presigned GET URL used for DELETE: %d %s", code, s3code)
-			}
+			code, s3code := do(t, hc, req)
+			assert.Equal(t, http.StatusForbidden, code, "presigned GET URL used for DELETE")
+			assert.Equal(t, "SignatureDoesNotMatch", s3code, "presigned GET URL used for DELETE")
 			other, _ := http.NewRequest(http.MethodGet, strings.Replace(get.URL(), "upload.txt", "other.txt", 1), nil)
-			if code, s3code := do(t, hc, other); code != http.StatusForbidden || s3code != "SignatureDoesNotMatch" {
-				t.Errorf("presigned URL with another key: %d %s", code, s3code)
-			}
+			code, s3code = do(t, hc, other)
+			assert.Equal(t, http.StatusForbidden, code, "presigned URL with another key")
+			assert.Equal(t, "SignatureDoesNotMatch", s3code, "presigned URL with another key")
 		})
 	}
 }
@@ -211,9 +171,7 @@ func TestPresignedWithNetHTTP(t *testing.T) {
 func do(t testing.TB, hc *http.Client, req *http.Request) (int, string) {
 	t.Helper()
 	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	code := ""

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/irsakit/irsakit/internal/partition"
 )
 
 // Size limits from the Secrets Manager API reference.
@@ -173,7 +175,7 @@ func (s *Server) resolve(id string) (*secret, string) {
 		if sec, ok := s.secrets[id]; ok {
 			return sec, sec.arn
 		}
-		return nil, "arn:" + partition(s.opts.Region) + ":secretsmanager:" + s.opts.Region + ":" + s.opts.Account + ":secret:" + id
+		return nil, "arn:" + partition.IDOf(s.opts.Region) + ":secretsmanager:" + s.opts.Region + ":" + s.opts.Account + ":secret:" + id
 	}
 	p := strings.SplitN(id, ":", 7)
 	if len(p) != 7 || p[2] != "secretsmanager" || p[5] != "secret" || p[3] != s.opts.Region || p[4] != s.opts.Account {

@@ -29,6 +29,7 @@ import (
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/sigv4"
 	"github.com/irsakit/irsakit/internal/clock"
+	"github.com/irsakit/irsakit/internal/partition"
 )
 
 // Operation names, as they appear after "secretsmanager." in X-Amz-Target.
@@ -330,7 +331,7 @@ func (s *Server) Stages(name string) map[string][]string {
 func (s *Server) newSecret(name string, now time.Time) *secret {
 	return &secret{
 		name:     name,
-		arn:      fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-%s", partition(s.opts.Region), s.opts.Region, s.opts.Account, name, randSuffix()),
+		arn:      fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-%s", partition.IDOf(s.opts.Region), s.opts.Region, s.opts.Account, name, randSuffix()),
 		created:  now,
 		changed:  now,
 		versions: map[string]*version{},
@@ -406,16 +407,6 @@ func (sec *secret) versionStages() map[string][]string {
 		}
 	}
 	return m
-}
-
-func partition(region string) string {
-	switch {
-	case len(region) >= 3 && region[:3] == "cn-":
-		return "aws-cn"
-	case len(region) >= 7 && region[:7] == "us-gov-":
-		return "aws-us-gov"
-	}
-	return "aws"
 }
 
 const suffixAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -26,8 +26,8 @@ import (
 	"github.com/irsakit/irsakit/irsa"
 )
 
-// DefaultGlobalSTSEndpoint is the global STS endpoint older SDKs and tools
-// use unless AWS_STS_REGIONAL_ENDPOINTS=regional.
+// DefaultGlobalSTSEndpoint is the global STS endpoint. aws-sdk-go-v2, and so
+// irsakit, never calls it: its STS client always uses the regional one.
 const DefaultGlobalSTSEndpoint = "https://sts.amazonaws.com"
 
 // DefaultTimeout bounds each network check unless Options.Timeout says
@@ -116,7 +116,6 @@ func Run(ctx context.Context, optFns ...func(*Options)) Report {
 	s.checkEnvironment()
 	if s.env.Mode == irsa.WebIdentity {
 		s.checkTokenFile()
-		s.checkRegionalSTSSetting()
 	}
 	s.checkSTS(ctx)
 	if o.GlobalSTS {
@@ -169,21 +168,33 @@ func (s *state) checkEnvironment() {
 			c.Fix = "use IRSA: annotate the service account with eks.amazonaws.com/role-arn and remove the keys from the pod spec"
 		}
 	case irsa.Profile:
-		s.rep.Why = fmt.Sprintf("AWS_PROFILE=%s selects a shared config profile (local development)", e.Profile)
+		s.rep.Why = fmt.Sprintf("%s=%s selects a shared config profile (local development)", e.ProfileSource, e.Profile)
 		c.Detail = "shared profile " + e.Profile
+	case irsa.Container:
+		s.rep.Why = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (or a non-EKS AWS_CONTAINER_CREDENTIALS_FULL_URI) is set: container credentials"
+		c.Detail = "container credentials"
 	case irsa.InstanceRole:
+		if !e.InPod {
+			s.rep.Why = "no credential source configured (outside a pod): the SDK would ask the instance metadata service"
+			c.Status, c.Cause = Warn, CauseNoCredentials
+			c.Detail = "no AWS credentials configured in the environment or the shared config files"
+			c.Fix = "in a pod: use a service account annotated with eks.amazonaws.com/role-arn; locally: set AWS_PROFILE, or run irsactl sandbox and export its environment"
+			break
+		}
 		s.rep.Why = "in a pod (KUBERNETES_SERVICE_HOST set) with neither AWS_ROLE_ARN/AWS_WEB_IDENTITY_TOKEN_FILE nor AWS_CONTAINER_CREDENTIALS_FULL_URI: the SDK would fall back to the node's instance role"
 		c.Status, c.Cause = Fail, CauseNodeRole
 		c.Detail = "no IRSA or Pod Identity environment in this pod: every AWS call would use the node's instance role, shared by all pods on the node"
-		c.Fix = "annotate the service account with eks.amazonaws.com/role-arn: arn:aws:iam::ACCOUNT:role/ROLE (and eks.amazonaws.com/sts-regional-endpoints: \"true\"), check spec.serviceAccountName, then recreate the pod (kubectl rollout restart): pods created before the annotation are not mutated"
+		c.Fix = "annotate the service account with eks.amazonaws.com/role-arn: arn:aws:iam::ACCOUNT:role/ROLE, check spec.serviceAccountName, then recreate the pod (kubectl rollout restart): pods created before the annotation are not mutated"
 		if s.o.AllowNodeRole {
 			c.Status = Warn
 		}
 	default:
-		s.rep.Why = "no credential source in the environment (outside a pod): the SDK would try the shared config files, then the instance metadata service"
-		c.Status, c.Cause = Warn, CauseNoCredentials
-		c.Detail = "no AWS credentials configured in the environment"
-		c.Fix = "in a pod: use a service account annotated with eks.amazonaws.com/role-arn; locally: set AWS_PROFILE, or run irsactl sandbox and export its environment"
+		s.rep.Why = "the AWS SDK cannot build its credential chain from this environment"
+		c.Status, c.Cause = Fail, CauseEnvMisconfigured
+		c.Detail = "no usable credential source"
+		if e.Err != nil && len(e.Problems) > 0 {
+			c.Detail, c.Fix = e.Problems[0].Message, e.Problems[0].Fix
+		}
 	}
 	s.rep.add(c)
 	for _, p := range e.Problems {
@@ -314,22 +325,6 @@ func (s *state) trustCondition() Check {
 		c.Fix = fmt.Sprintf("irsactl policy trust --oidc-provider-arn %s --namespace %s --service-account %s prints it", provider, ns, sa)
 	}
 	return c
-}
-
-// checkRegionalSTSSetting reads AWS_STS_REGIONAL_ENDPOINTS (no network):
-// the EKS webhook sets it to "regional" from the service account's
-// eks.amazonaws.com/sts-regional-endpoints annotation.
-func (s *state) checkRegionalSTSSetting() {
-	c := Check{Name: CheckSTSRegional}
-	switch v := s.env.STSRegionalEndpoints; v {
-	case "regional":
-		c.Status, c.Detail = Pass, "AWS_STS_REGIONAL_ENDPOINTS=regional: every SDK uses the regional STS endpoint"
-	default:
-		c.Status, c.Cause = Warn, CauseRegionalSTSOff
-		c.Detail = fmt.Sprintf("AWS_STS_REGIONAL_ENDPOINTS=%q: older SDKs and tools in this pod call the global endpoint %s, which private clusters cannot reach (this Go SDK uses the regional endpoint either way)", v, DefaultGlobalSTSEndpoint)
-		c.Fix = "annotate the service account with eks.amazonaws.com/sts-regional-endpoints: \"true\" and recreate the pod; irsactl doctor --global-sts probes the global endpoint"
-	}
-	s.rep.add(c)
 }
 
 func (s *state) checkSTS(ctx context.Context) {
@@ -535,7 +530,6 @@ func (s *state) checkGlobalSTS(ctx context.Context) {
 			}
 		}
 	}
-	regional := s.env.STSRegionalEndpoints == "regional"
 	stsCheck, _ := s.rep.Check(CheckSTS)
 	switch {
 	case probeErr == nil:
@@ -547,15 +541,9 @@ func (s *state) checkGlobalSTS(ctx context.Context) {
 			c.Fix = "allow egress to sts." + s.env.Region + ".amazonaws.com or create an STS interface VPC endpoint with private DNS"
 		}
 	case stsCheck.Status == Pass || stsCheck.Status == Warn:
-		c.Status, c.Cause = Fail, CauseSTSGlobalDown
-		if regional {
-			c.Status = Warn
-		}
-		c.Detail = fmt.Sprintf("global endpoint %s unreachable (%s) while the regional endpoint works; AWS_STS_REGIONAL_ENDPOINTS=%q", endpoint, why, s.env.STSRegionalEndpoints)
-		if regional {
-			c.Detail += ": SDKs honouring it use the regional endpoint, tools that ignore it would hang"
-		}
-		c.Fix = "annotate the service account with eks.amazonaws.com/sts-regional-endpoints: \"true\" (the webhook then sets AWS_STS_REGIONAL_ENDPOINTS=regional) and recreate the pod; private clusters reach only the regional STS VPC endpoint"
+		c.Status, c.Cause = Warn, CauseSTSGlobalDown
+		c.Detail = fmt.Sprintf("global endpoint %s unreachable (%s) while the regional endpoint works: irsakit (aws-sdk-go-v2) always calls the regional endpoint, so this does not affect it", endpoint, why)
+		c.Fix = "nothing to do for irsakit; other tools in this pod that call sts.amazonaws.com need egress to it (private clusters reach only the regional STS VPC endpoint)"
 	default:
 		c.Status, c.Cause = Warn, CauseSTSGlobalDown
 		c.Detail = fmt.Sprintf("global endpoint %s unreachable (%s)", endpoint, why)

@@ -45,7 +45,6 @@ const (
 	CheckTokenFile      = "token-file"
 	CheckTokenClaims    = "token-claims"
 	CheckTrustPolicy    = "trust-policy"
-	CheckSTSRegional    = "sts-regional-endpoints"
 	CheckSTS            = "sts"
 	CheckSTSGlobal      = "sts-global"
 	CheckRDS            = "rds"
@@ -81,7 +80,6 @@ const (
 	CauseSTSTLS            Cause = "sts-tls"                // the TLS handshake with STS failed
 	CauseSTSFailed         Cause = "sts-failed"             // STS answered with another error
 	CauseSTSGlobalDown     Cause = "sts-global-unreachable" // global endpoint unreachable while the regional one works
-	CauseRegionalSTSOff    Cause = "sts-regional-not-set"
 	CauseRDSNoPort         Cause = "rds-endpoint-no-port"
 	CauseRDSBadEndpoint    Cause = "rds-endpoint-invalid"
 	CauseRDSNoTLS          Cause = "rds-iam-without-tls"

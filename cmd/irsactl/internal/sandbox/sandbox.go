@@ -137,25 +137,13 @@ func Start(ctx context.Context, optFns ...func(*Options)) (sb *Sandbox, err erro
 // prefix (s3store.Policy: s3:ListBucket with an s3:prefix condition,
 // object actions on BUCKET/PREFIX*).
 func (s *Sandbox) Policy() ([]byte, error) {
-	scope := policy.Scope{Region: s.opts.Region, Account: s.Env.Account}
-	rds, err := policy.RDS(scope, s.PGFront.ResourceID(), s.opts.DBUser)
-	if err != nil {
-		return nil, err
-	}
-	ec, err := policy.ElastiCache(scope, s.opts.CacheName, s.opts.CacheUser, false)
-	if err != nil {
-		return nil, err
-	}
-	sec, err := policy.Secrets(scope, "", s.opts.SecretID)
-	if err != nil {
-		return nil, err
-	}
-	objects, err := policy.S3(scope, s.opts.Bucket, s.opts.S3Prefix, false)
-	if err != nil {
-		return nil, err
-	}
-	all := append([]policy.Statement{rds, ec}, sec...)
-	return policy.Marshal(policy.Identity(append(all, objects...)...))
+	return policy.Combined(policy.Inputs{
+		Region: s.opts.Region, Account: s.Env.Account,
+		ResourceID: s.PGFront.ResourceID(), DBUsers: []string{s.opts.DBUser},
+		Cache: s.opts.CacheName, CacheUsers: []string{s.opts.CacheUser},
+		Secrets: []string{s.opts.SecretID},
+		Bucket:  s.opts.Bucket, Prefix: s.opts.S3Prefix,
+	})
 }
 
 // BucketURI is where the role may read and write objects:

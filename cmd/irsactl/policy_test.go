@@ -1,0 +1,139 @@
+package main_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/irsakit/irsakit/internal/awstest/iam"
+	"github.com/irsakit/irsakit/internal/awstest/oidc"
+)
+
+func TestPolicyDocumentsAuthorizeExactly(t *testing.T) {
+	type probe struct {
+		action, resource string
+		allow            bool
+	}
+	cases := []struct {
+		args   []string
+		probes []probe
+	}{
+		{[]string{"rds", "--region", "us-east-1", "--account", "111122223333", "--resource-id", "cluster-ABCDEFGHIJKL0123456789ABCD", "--db-user", "app"}, []probe{
+			{"rds-db:connect", "arn:aws:rds-db:us-east-1:111122223333:dbuser:cluster-ABCDEFGHIJKL0123456789ABCD/app", true},
+			{"rds-db:connect", "arn:aws:rds-db:us-east-1:111122223333:dbuser:cluster-ABCDEFGHIJKL0123456789ABCD/admin", false},
+		}},
+		{[]string{"elasticache", "--region", "us-east-1", "--account", "111122223333", "--cache", "mcp-cache", "--cache-user", "app"}, []probe{
+			{"elasticache:Connect", "arn:aws:elasticache:us-east-1:111122223333:replicationgroup:mcp-cache", true},
+			{"elasticache:Connect", "arn:aws:elasticache:us-east-1:111122223333:user:app", true},
+			{"elasticache:Connect", "arn:aws:elasticache:us-east-1:111122223333:user:default", false},
+		}},
+		{[]string{"s3", "--bucket", "mcp-data/uploads/"}, []probe{
+			{"s3:GetObject", "arn:aws:s3:::mcp-data/uploads/a.json", true},
+			{"s3:PutObject", "arn:aws:s3:::mcp-data/uploads/a.json", true},
+			{"s3:AbortMultipartUpload", "arn:aws:s3:::mcp-data/uploads/a.json", false},
+			{"s3:GetObject", "arn:aws:s3:::mcp-data/private/a.json", false},
+			{"s3:GetObject", "arn:aws:s3:::other/uploads/a.json", false},
+		}},
+		// A prefix is a directory: bucket/notes does not reach notes-private/.
+		{[]string{"s3", "--bucket", "mcp-data/notes", "--abort-multipart"}, []probe{
+			{"s3:GetObject", "arn:aws:s3:::mcp-data/notes/a.json", true},
+			{"s3:AbortMultipartUpload", "arn:aws:s3:::mcp-data/notes/a.json", true},
+			{"s3:GetObject", "arn:aws:s3:::mcp-data/notes-private/a.json", false},
+			{"s3:PutObject", "arn:aws:s3:::mcp-data/notes2/a.json", false},
+		}},
+		{[]string{"s3", "--bucket", "mcp-data/notes", "--read-only", "--region", "eusc-de-east-1"}, []probe{
+			{"s3:GetObject", "arn:aws-eusc:s3:::mcp-data/notes/a.json", true},
+			{"s3:PutObject", "arn:aws-eusc:s3:::mcp-data/notes/a.json", false},
+			{"s3:GetObject", "arn:aws:s3:::mcp-data/notes/a.json", false},
+		}},
+		{[]string{"rds", "--region", "us-isob-east-1", "--account", "111122223333", "--resource-id", "cluster-ABC", "--db-user", "app,reporting"}, []probe{
+			{"rds-db:connect", "arn:aws-iso-b:rds-db:us-isob-east-1:111122223333:dbuser:cluster-ABC/app", true},
+			{"rds-db:connect", "arn:aws-iso-b:rds-db:us-isob-east-1:111122223333:dbuser:cluster-ABC/reporting", true},
+			{"rds-db:connect", "arn:aws:rds-db:us-isob-east-1:111122223333:dbuser:cluster-ABC/app", false},
+		}},
+		{[]string{"secrets", "--region", "us-east-1", "--account", "111122223333", "--secret", "mcp/api-key"}, []probe{
+			{"secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:mcp/api-key-AbC123", true},
+			{"secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:mcp/api-key-old-AbC123", false},
+			{"secretsmanager:PutSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:mcp/api-key-AbC123", false},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := irsactl(t, envOf(), append([]string{"policy"}, tc.args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			doc, err := iam.ParseDocument([]byte(r.stdout))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tc.probes {
+				if got := iam.Evaluate([]iam.Document{doc}, p.action, p.resource, nil); got != p.allow {
+					t.Errorf("%s on %s: allowed=%v, want %v", p.action, p.resource, got, p.allow)
+				}
+			}
+		})
+	}
+}
+
+func TestPolicyTrustAdmitsOnlyTheServiceAccount(t *testing.T) {
+	iss := sb.Env.Issuer
+	r := irsactl(t, envOf(), "policy", "trust", "--account", sb.Env.Account, "--issuer", iss.URL(), "--namespace", "mcp", "--service-account", "mcp-server")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	mini := iam.New(sb.Env.Account)
+	provider := mini.AddOIDCProvider(iss.URL(), "sts.amazonaws.com")
+	role := "arn:aws:iam::" + sb.Env.Account + ":role/trust-test"
+	if err := mini.PutRole(role, []byte(r.stdout)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		sub, aud string
+		ok       bool
+	}{
+		{oidc.ServiceAccountSubject("mcp", "mcp-server"), "sts.amazonaws.com", true},
+		{oidc.ServiceAccountSubject("mcp", "default"), "sts.amazonaws.com", false},
+		{oidc.ServiceAccountSubject("other", "mcp-server"), "sts.amazonaws.com", false},
+		{oidc.ServiceAccountSubject("mcp", "mcp-server"), "vault", false},
+	} {
+		if _, ok := mini.AssumeWithWebIdentity(role, provider, iss.HostPath(), tc.sub, tc.aud); ok != tc.ok {
+			t.Errorf("sub %s aud %s: allowed=%v want %v", tc.sub, tc.aud, ok, tc.ok)
+		}
+	}
+}
+
+// irsactl policy prints what the library's generators write, byte for byte.
+func TestPolicyIsTheLibrarys(t *testing.T) {
+	r := irsactl(t, envOf(), "policy", "elasticache", "--region", "cn-north-1", "--account", "111122223333", "--cache", "mcp-cache", "--cache-user", "app", "--serverless")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "arn:aws-cn:elasticache:cn-north-1:111122223333:serverlesscache:mcp-cache")
+	// The RBAC half of least privilege is named where the IAM half is printed.
+	assert.Contains(t, r.stderr, `built-in passwordless "default" user`)
+	assert.NotContains(t, r.stdout, "note:")
+}
+
+func TestPolicyErrorsNameTheInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"rds", "--region", "us-east-1", "--account", "111122223333", "--resource-id", "my-aurora", "--db-user", "app"}, `"my-aurora"`},
+		{[]string{"rds", "--region", "useast1", "--account", "111122223333", "--resource-id", "cluster-ABC", "--db-user", "app"}, `"useast1"`},
+		{[]string{"secrets", "--region", "us-east-1", "--account", "12", "--secret", "x"}, `"12"`},
+		{[]string{"secrets", "--region", "us-east-1", "--account", "111122223333", "--secret", "x", "--kms-key-arn", "arn:aws:s3:::x"}, `"arn:aws:s3:::x"`},
+		{[]string{"elasticache", "--region", "us-east-1", "--account", "111122223333", "--cache", "master.mcp.abc.use1.cache.amazonaws.com", "--cache-user", "app"}, "endpoint host"},
+		{[]string{"s3", "--bucket", "data/a*"}, "wildcard"},
+		{[]string{"rds", "--region", "us-east-1", "--partition", "aws-cn", "--account", "111122223333", "--resource-id", "cluster-ABC", "--db-user", "app"}, "not aws-cn"},
+		{[]string{"combined", "--region", "us-east-1", "--account", "111122223333"}, "at least one of"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := irsactl(t, envOf(), append([]string{"policy"}, tc.args...)...)
+			assert.NotEqual(t, 0, r.code)
+			assert.Contains(t, r.stderr, tc.says)
+			assert.Empty(t, r.stdout)
+		})
+	}
+}
