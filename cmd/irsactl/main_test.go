@@ -251,14 +251,20 @@ func TestVersion(t *testing.T) {
 		require.Equal(t, 0, r.code, r.stderr)
 		assert.Regexp(t, `^irsactl \S+ .*go1\.\d+.* `+regexp.QuoteMeta(runtime.GOOS+"/"+runtime.GOARCH)+"\n$", r.stdout)
 	}
-	// Built in a clone (.git a directory: the go command does not stamp
-	// from a linked worktree), the binary carries its commit.
-	if fi, err := os.Stat("../../.git"); err == nil && fi.IsDir() {
-		out, err := exec.Command("git", "rev-parse", "HEAD").Output()
-		require.NoError(t, err)
-		r := irsactl(t, envOf(), "--version")
-		assert.Contains(t, r.stdout, " commit "+string(out[:12]))
+	// What --version says is what the binary's build information holds:
+	// its commit when the go command stamped one (a clone, -buildvcs not
+	// false), as `go version -m` reads it.
+	out, err := exec.Command("go", "version", "-m", bin).Output()
+	require.NoError(t, err)
+	r := irsactl(t, envOf(), "--version")
+	if m := regexp.MustCompile(`(?m)^\s*build\s+vcs\.revision=([0-9a-f]{12})`).FindSubmatch(out); m != nil {
+		assert.Contains(t, r.stdout, " commit "+string(m[1]))
+	} else {
+		assert.NotContains(t, r.stdout, " commit ")
 	}
+	m := regexp.MustCompile(`(?m)^\s*mod\s+github.com/irsakit/irsakit\s+(\S+)`).FindSubmatch(out)
+	require.NotNil(t, m, "go version -m:\n%s", out)
+	assert.True(t, strings.HasPrefix(r.stdout, "irsactl "+string(m[1])+" "), "%q does not start with the module version %s", r.stdout, m[1])
 }
 
 func doctorArgs() []string {
