@@ -1,5 +1,6 @@
 # irsakit — make test (full suite), make demo (the example against the local
-# stand-ins), make bench, make lint.
+# stand-ins), make images (the examples' container images), make bench,
+# make lint.
 SHELL := /bin/bash
 GO ?= go
 
@@ -9,7 +10,7 @@ TEST_TIMEOUT ?= 45m
 BENCH ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all test deps tools vet fmt-check tidy-check test-go test-examples bench lint demo clean
+.PHONY: all test deps tools vet fmt-check tidy-check test-go test-examples bench lint demo images clean
 
 all: test
 
@@ -45,7 +46,7 @@ test-go:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 test-examples:
-	@if [ -f examples/go.mod ]; then cd examples && $(GO) vet ./... && $(GO) test -race -count=1 ./...; fi
+	@if [ -f examples/go.mod ]; then cd examples && $(GO) vet ./... && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...; fi
 
 ## test: everything that keeps main honest
 test: deps tools fmt-check tidy-check vet test-go test-examples
@@ -62,9 +63,23 @@ lint:
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
 	cd examples && $(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
 
-## demo: run the example backend against the local stand-ins
-demo: deps
-	@if [ -f scripts/demo.sh ]; then bash scripts/demo.sh; else echo "make demo: not yet (the examples land with cmd/irsactl)"; fi
+## demo: run the example backend against the local stand-ins; needs Go,
+## PostgreSQL and redis-server, nothing else (scripts/demo.sh names what is
+## missing and installs nothing)
+demo:
+	@bash scripts/demo.sh
+
+## images: build the examples' container images with Docker, one Dockerfile
+## target each (mcp-backend, secret-reader, s3-list; irsactl in every one)
+IMAGE_REPO ?= ghcr.io/irsakit
+IMAGE_TAG ?= latest
+IMAGES := mcp-backend secret-reader s3-list
+images:
+	@command -v docker >/dev/null 2>&1 || { echo "make images needs docker (or build with: docker build --target NAME .)" >&2; exit 1; }
+	@for t in $(IMAGES); do \
+	  echo "== $(IMAGE_REPO)/$$t:$(IMAGE_TAG)"; \
+	  docker build --target $$t -t $(IMAGE_REPO)/$$t:$(IMAGE_TAG) . || exit 1; \
+	done
 
 clean:
 	rm -rf .tools bin

@@ -2,88 +2,100 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/doctor"
 	"github.com/irsakit/irsakit/irsa"
 )
 
-// envGlobalSTS overrides the global STS endpoint doctor probes (tests and
-// the sandbox point it at a local address).
+// envGlobalSTS overrides the global STS endpoint --global-sts probes (the
+// sandbox points it at its STS stand-in).
 const envGlobalSTS = "IRSACTL_STS_GLOBAL_ENDPOINT"
 
-func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("doctor", stderr)
+const doctorHeader = `Usage: irsactl doctor [flags]
+
+Reports how this environment gets AWS credentials and why, the projected
+token, the trust-policy condition it needs, STS, and the dependencies named
+by the flags below. Each finding has a status, a cause and a fix.
+
+Doctor connects only to the endpoints this environment names (AWS_REGION,
+AWS_ENDPOINT_URL_*, the credential source) and to those given as flags; the
+instance metadata service only when the credential chain itself would use it
+(--allow-node-role). Each network check gives up after --timeout.
+
+Check names (stable, for --json): credential-mode, env:VARIABLE, region,
+token-file, token-claims, trust-policy, sts, sts-global, rds,
+elasticache, s3, secret.
+
+Exit status: 0 all checks passed or warned, 1 a check failed, 2 usage error.
+`
+
+func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("doctor", doctorHeader)
+	fs := c.fs
 	var (
-		jsonOut       = fs.Bool("json", false, "print the report as JSON")
+		jsonOut       = fs.Bool("json", false, "print the report as JSON (fields: status ok|warn|fail, mode, why, env, identity, checks)")
 		audience      = fs.String("audience", irsa.DefaultAudience, "audience the web identity token must carry")
-		globalSTS     = fs.String("sts-global-endpoint", "", "global STS endpoint to probe (default "+doctor.DefaultGlobalSTSEndpoint+", or $"+envGlobalSTS+")")
-		skipGlobal    = fs.Bool("skip-global-sts", false, "do not probe the global STS endpoint")
-		timeout       = fs.Duration("timeout", 10*time.Second, "timeout of each network probe")
-		allowNodeRole = fs.Bool("allow-node-role", false, "in a pod without IRSA, probe with the node's instance role anyway")
+		globalSTS     = fs.Bool("global-sts", false, "also probe the global STS endpoint (irsakit never calls it; other tools in the pod may)")
+		globalSTSURL  = fs.String("global-sts-endpoint", "", "`URL` of the global STS endpoint for --global-sts (default "+doctor.DefaultGlobalSTSEndpoint+", or $"+envGlobalSTS+")")
+		timeout       = fs.Duration("timeout", doctor.DefaultTimeout, "how long each network check may take")
+		allowNodeRole = fs.Bool("allow-node-role", false, "in a pod without IRSA, check with the node's instance role anyway")
+		region        = fs.String("region", "", "`REGION` the RDS and ElastiCache tokens are signed for (default: from the --db-endpoint name, else AWS_REGION)")
 
-		rdsEndpoint = fs.String("rds", "", "probe an RDS/Aurora PostgreSQL endpoint host:port with an IAM login")
-		dbUser      = fs.String("db-user", "", "database user for --rds")
-		dbName      = fs.String("db-name", "postgres", "database for --rds")
-		rdsSSLMode  = fs.String("rds-sslmode", "", "sslmode for --rds (default verify-full with --rds-ca, else require)")
-		rdsCA       = fs.String("rds-ca", "", "RDS CA bundle (global-bundle.pem) for --rds")
-		rdsRegion   = fs.String("rds-region", "", "region of --rds (default: from its name, else AWS_REGION)")
+		dbEndpoint = fs.String("db-endpoint", "", "log in to this RDS / Aurora PostgreSQL endpoint `HOST:PORT` with an IAM token")
+		dbUser     = fs.String("db-user", "", "database `USER` for --db-endpoint (created WITH LOGIN and GRANT rds_iam)")
+		dbName     = fs.String("db-name", "postgres", "`DATABASE` for --db-endpoint")
+		dbSSLMode  = fs.String("db-sslmode", "", "sslmode for --db-endpoint (default verify-full with --db-ca, else require)")
+		dbCA       = fs.String("db-ca", "", "the RDS CA bundle `FILE` (global-bundle.pem) verifying --db-endpoint")
 
-		redisEndpoint = fs.String("redis", "", "probe an ElastiCache endpoint host:port with IAM AUTH")
-		cache         = fs.String("cache", "", "replication group id or serverless cache name for --redis")
-		cacheUser     = fs.String("user", "", "ElastiCache user id for --redis")
-		serverless    = fs.Bool("serverless", false, "--cache is a serverless cache")
-		redisCA       = fs.String("redis-ca", "", "CA bundle verifying the cache's certificate")
-		redisNoTLS    = fs.Bool("redis-no-tls", false, "connect to --redis without TLS (fails: IAM needs TLS)")
-		redisToken    = fs.String("redis-token-file", "", "diagnose this ElastiCache token instead of minting one")
+		cacheEndpoint = fs.String("cache-endpoint", "", "AUTH with an IAM token and PING this ElastiCache (Redis OSS / Valkey) endpoint `HOST:PORT`")
+		cache         = fs.String("cache", "", "replication group id or serverless cache `NAME` for --cache-endpoint (not the endpoint host)")
+		cacheUser     = fs.String("cache-user", "", "IAM-enabled ElastiCache `USER_ID` for --cache-endpoint")
+		serverless    = fs.Bool("serverless", false, "--cache is an ElastiCache Serverless cache")
+		cacheCA       = fs.String("cache-ca", "", "CA bundle `FILE` verifying --cache-endpoint (default: the system roots, which trust ElastiCache)")
+		cacheNoTLS    = fs.Bool("cache-no-tls", false, "connect to --cache-endpoint without TLS (reported as a failure: IAM needs TLS)")
+		cacheToken    = fs.String("cache-token-file", "", "diagnose the ElastiCache token in `FILE` instead of minting one")
 
-		s3Target = fs.String("s3", "", "probe s3:ListBucket on bucket[/prefix]")
-		secretID = fs.String("secret", "", "probe secretsmanager:GetSecretValue on a secret name or ARN")
+		bucket   = fs.String("bucket", "", "list one key of `BUCKET[/PREFIX]` (s3:ListBucket)")
+		secretID = fs.String("secret", "", "read the secret `NAME_OR_ARN` (secretsmanager:GetSecretValue; the value is never shown)")
 	)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: irsactl doctor [flags]\n\nReports the credential mode and why, the token, the trust-policy condition, STS, and optional dependency probes.\nExit status: 0 all checks passed or warned, 1 a check failed, 2 usage error.\n\nFlags:\n")
-		fs.PrintDefaults()
+	if err := c.parse(args, stdout); err != nil {
+		return err
 	}
-	if err := parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "irsactl:", err)
-		return 2
+	switch {
+	case *dbEndpoint != "" && *dbUser == "":
+		return c.usagef("--db-endpoint needs --db-user")
+	case *dbEndpoint == "" && *dbUser != "":
+		return c.usagef("--db-user needs --db-endpoint HOST:PORT")
+	case *cacheEndpoint != "" && (*cache == "" || *cacheUser == ""):
+		return c.usagef("--cache-endpoint needs --cache and --cache-user")
+	case *cacheEndpoint == "" && (*cache != "" || *cacheUser != ""):
+		return c.usagef("--cache and --cache-user need --cache-endpoint HOST:PORT")
+	case *timeout <= 0:
+		return c.usagef("--timeout must be positive, e.g. 3s")
 	}
-	if *rdsEndpoint != "" && *dbUser == "" {
-		fmt.Fprintln(stderr, "irsactl doctor: --rds needs --db-user")
-		return 2
-	}
-	if *redisEndpoint != "" && (*cache == "" || *cacheUser == "") {
-		fmt.Fprintln(stderr, "irsactl doctor: --redis needs --cache and --user")
-		return 2
-	}
-	endpoint := *globalSTS
+	endpoint := *globalSTSURL
 	if endpoint == "" {
 		endpoint = os.Getenv(envGlobalSTS)
 	}
 	rep := doctor.Run(ctx, func(o *doctor.Options) {
 		o.Audience = *audience
+		o.GlobalSTS = *globalSTS || *globalSTSURL != ""
 		o.GlobalSTSEndpoint = endpoint
-		o.SkipGlobalSTS = *skipGlobal
 		o.Timeout = *timeout
 		o.AllowNodeRole = *allowNodeRole
-		if *rdsEndpoint != "" {
-			o.RDS = &doctor.RDSProbe{Endpoint: *rdsEndpoint, User: *dbUser, Database: *dbName, SSLMode: *rdsSSLMode, CAFile: *rdsCA, Region: *rdsRegion}
+		if *dbEndpoint != "" {
+			o.RDS = &doctor.RDSProbe{Endpoint: *dbEndpoint, User: *dbUser, Database: *dbName, SSLMode: *dbSSLMode, CAFile: *dbCA, Region: *region}
 		}
-		if *redisEndpoint != "" {
-			o.Redis = &doctor.RedisProbe{Endpoint: *redisEndpoint, CacheName: *cache, User: *cacheUser, Serverless: *serverless,
-				CAFile: *redisCA, NoTLS: *redisNoTLS, TokenFile: *redisToken}
+		if *cacheEndpoint != "" {
+			o.Redis = &doctor.RedisProbe{Endpoint: *cacheEndpoint, CacheName: *cache, User: *cacheUser, Serverless: *serverless,
+				CAFile: *cacheCA, NoTLS: *cacheNoTLS, TokenFile: *cacheToken, Region: *region}
 		}
-		if *s3Target != "" {
-			b, p, _ := strings.Cut(strings.TrimPrefix(*s3Target, "s3://"), "/")
+		if *bucket != "" {
+			b, p, _ := strings.Cut(strings.TrimPrefix(*bucket, "s3://"), "/")
 			o.S3 = &doctor.S3Probe{Bucket: b, Prefix: p}
 		}
 		if *secretID != "" {
@@ -97,11 +109,10 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		err = rep.WriteText(stdout)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "irsactl:", err)
-		return 1
+		return fmt.Errorf("doctor: writing the report: %w", err)
 	}
 	if rep.Failed() {
-		return 1
+		return errChecksFailed
 	}
-	return 0
+	return nil
 }

@@ -9,13 +9,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/doctor"
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/sandbox"
@@ -79,6 +84,11 @@ func irsactl(t *testing.T, env []string, args ...string) result {
 	return irsactlCmd(t, env, nil, args...)
 }
 
+// goAPIName matches a Go identifier of the library or its dependencies
+// (irsa.Options, rdsauth.NewPool, aws.Config, ...), which a person at a
+// shell cannot act on.
+var goAPIName = regexp.MustCompile(`\b(irsa|rdsauth|elasticacheauth|s3store|secrets|aws|config|stscreds|redis|pgx|pgconn|pgxpool|doctor)\.[A-Z]\w*`)
+
 func irsactlCmd(t *testing.T, env []string, cred *syscall.Credential, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -94,10 +104,14 @@ func irsactlCmd(t *testing.T, env []string, cred *syscall.Credential, args ...st
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("irsactl %v: %v", args, err)
+	} else {
+		require.NoError(t, err, "irsactl %v", args)
 	}
-	return result{out.String(), errb.String(), code}
+	r := result{out.String(), errb.String(), code}
+	if len(args) == 0 || args[0] != "policy" { // policy's messages are not this command's
+		assert.Empty(t, goAPIName.FindAllString(r.stdout+r.stderr, -1), "irsactl %v names Go API in its output:\n%s%s", args, r.stdout, r.stderr)
+	}
+	return r
 }
 
 func envValue(key string) string {
@@ -110,48 +124,32 @@ func envValue(key string) string {
 }
 
 func TestTokenRDSAcceptedByFront(t *testing.T) {
-	r := irsactl(t, envOf(), "token", "rds", "--endpoint", sb.PGFront.Addr(), "--user", "app")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
+	r := irsactl(t, envOf(), "token", "rds", "--db-endpoint", sb.PGFront.Addr(), "--db-user", "app")
+	require.Equal(t, 0, r.code, r.stderr)
 	tok := strings.TrimSpace(r.stdout)
-	if _, err := sb.PGFront.VerifyToken(tok, "app", sb.PGFront.Addr()); err != nil {
-		t.Fatalf("front refuses the token: %v", err)
-	}
+	_, err := sb.PGFront.VerifyToken(tok, "app", sb.PGFront.Addr())
+	require.NoError(t, err, "front refuses the token")
 	// And a real login with it, as psql would.
 	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s", sb.PGFront.Port(), sb.PGFront.CAFile()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cfg.Password = tok
 	conn, err := pgconn.ConnectConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("login with the printed token: %v", err)
-	}
+	require.NoError(t, err, "login with the printed token")
 	defer conn.Close(context.Background())
 	res, err := conn.Exec(context.Background(), "SELECT current_user").ReadAll()
-	if err != nil || string(res[0].Rows[0][0]) != "app" {
-		t.Fatalf("current_user: %v %v", res, err)
-	}
-	if strings.Contains(r.stderr, tok) {
-		t.Error("token on stderr")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "app", string(res[0].Rows[0][0]))
+	assert.NotContains(t, r.stderr, tok, "token on stderr")
 }
 
 func TestTokenElastiCacheAcceptedByFront(t *testing.T) {
-	r := irsactl(t, envOf(), "token", "elasticache", "--cache", "mcp-cache", "--user", "app")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
+	r := irsactl(t, envOf(), "token", "elasticache", "--cache", "mcp-cache", "--cache-user", "app")
+	require.Equal(t, 0, r.code, r.stderr)
 	tok := strings.TrimSpace(r.stdout)
-	if err := sb.Redis.Verify("app", tok); err != nil {
-		t.Fatalf("front refuses the token: %v", err)
-	}
+	require.NoError(t, sb.Redis.Verify("app", tok), "front refuses the token")
 	rc := redis.NewClient(&redis.Options{Addr: sb.Redis.Addr(), Username: "app", Password: tok, TLSConfig: sb.Redis.ClientTLS(), MaxRetries: -1})
 	defer rc.Close()
-	if err := rc.Set(context.Background(), "irsactl-test", "ok", time.Minute).Err(); err != nil {
-		t.Fatalf("AUTH with the printed token: %v", err)
-	}
+	assert.NoError(t, rc.Set(context.Background(), "irsactl-test", "ok", time.Minute).Err(), "AUTH with the printed token")
 }
 
 func TestTokenErrors(t *testing.T) {
@@ -160,85 +158,180 @@ func TestTokenErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"token", "rds", "--endpoint", "mydb.cluster-abc.us-east-1.rds.amazonaws.com", "--user", "app"}, 1, ":5432"},
-		{[]string{"token", "rds", "--user", "app"}, 2, "--endpoint"},
-		{[]string{"token", "elasticache", "--cache", "master.x.use1.cache.amazonaws.com", "--user", "app"}, 1, "not the endpoint"},
+		{[]string{"token", "rds", "--db-endpoint", "mydb.cluster-abc.us-east-1.rds.amazonaws.com", "--db-user", "app"}, 1, ":5432"},
+		{[]string{"token", "rds", "--db-user", "app"}, 2, "--db-endpoint"},
+		{[]string{"token", "rds", "--db-endpoint", "db:5432"}, 2, "--db-user is required"},
+		{[]string{"token", "elasticache", "--cache", "master.x.use1.cache.amazonaws.com", "--cache-user", "app"}, 1, "not the endpoint"},
+		{[]string{"token", "elasticache", "--cache", "mcp-cache"}, 2, "--cache-user is required"},
 		{[]string{"token", "s3"}, 2, "unknown kind"},
 		{[]string{"nope"}, 2, "unknown command"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			r := irsactl(t, envOf(), tc.args...)
-			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
-				t.Fatalf("exit %d, stderr %q; want %d and %q", r.code, r.stderr, tc.code, tc.want)
-			}
+			assert.Equal(t, tc.code, r.code, r.stderr)
+			assert.Contains(t, r.stderr, tc.want)
 		})
 	}
 	// In a pod without IRSA, no token from the node role.
 	r := irsactl(t, envOf("AWS_ROLE_ARN=", "AWS_WEB_IDENTITY_TOKEN_FILE=", "KUBERNETES_SERVICE_HOST=10.100.0.1"),
-		"token", "rds", "--endpoint", sb.PGFront.Addr(), "--user", "app")
-	if r.code != 1 || !strings.Contains(r.stderr, "eks.amazonaws.com/role-arn") {
-		t.Fatalf("node-role guard: exit %d %s", r.code, r.stderr)
+		"token", "rds", "--db-endpoint", sb.PGFront.Addr(), "--db-user", "app")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "eks.amazonaws.com/role-arn")
+	// No region: the fix is a flag or a variable, not a Go option.
+	r = irsactl(t, envOf("AWS_REGION="), "token", "elasticache", "--cache", "mcp-cache", "--cache-user", "app")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "--region")
+}
+
+// TestUsageErrorsPrintUsageOnce: a command-line mistake prints the mistake
+// and the command's usage exactly once, on stderr, and exits 2; -h prints
+// the usage on stdout and exits 0.
+func TestUsageErrorsPrintUsageOnce(t *testing.T) {
+	cases := []struct {
+		args   []string
+		usage  string // a line only the usage has
+		reason string
+	}{
+		{[]string{"doctor", "--no-such-flag"}, "Usage: irsactl doctor", "provided but not defined: -no-such-flag"},
+		{[]string{"doctor", "--db-endpoint", "db:5432"}, "Usage: irsactl doctor", "--db-endpoint needs --db-user"},
+		{[]string{"doctor", "extra"}, "Usage: irsactl doctor", `unexpected argument "extra"`},
+		{[]string{"token", "rds", "--user", "app"}, "Usage: irsactl token rds", "provided but not defined: -user"},
+		{[]string{"token", "elasticache", "--bogus"}, "Usage: irsactl token elasticache", "provided but not defined: -bogus"},
+		{[]string{"token"}, "irsactl token rds --db-endpoint", "missing kind"},
+		{[]string{"sandbox", "--nope"}, "Usage: irsactl sandbox", "provided but not defined: -nope"},
+		{[]string{}, "irsactl doctor [flags]", "missing command"},
 	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := irsactl(t, envOf(), tc.args...)
+			assert.Equal(t, 2, r.code)
+			assert.Empty(t, r.stdout)
+			assert.Contains(t, r.stderr, tc.reason)
+			assert.Equal(t, 1, strings.Count(r.stderr, tc.usage), "usage printed %d times:\n%s", strings.Count(r.stderr, tc.usage), r.stderr)
+			assert.Equal(t, 1, strings.Count(r.stderr, tc.reason), "the mistake is told once:\n%s", r.stderr)
+		})
+	}
+	for _, args := range [][]string{{"doctor", "-h"}, {"token", "rds", "--help"}, {"token", "elasticache", "-h"}, {"sandbox", "-h"}} {
+		r := irsactl(t, envOf(), args...)
+		assert.Equal(t, 0, r.code, "%v", args)
+		assert.Contains(t, r.stdout, "Usage:", "%v", args)
+		assert.Empty(t, r.stderr, "%v", args)
+	}
+}
+
+// TestHelpIsSpecificToEachService: the flags of one service say nothing
+// about another's.
+func TestHelpIsSpecificToEachService(t *testing.T) {
+	rds := irsactl(t, envOf(), "token", "rds", "-h").stdout
+	ec := irsactl(t, envOf(), "token", "elasticache", "-h").stdout
+	assert.Contains(t, rds, "-db-user")
+	assert.NotContains(t, rds, "ElastiCache")
+	assert.NotContains(t, rds, "-cache")
+	assert.Contains(t, ec, "-cache-user")
+	assert.NotContains(t, ec, "RDS")
+	assert.NotContains(t, ec, "database")
+	// redis-cli gets the token through REDISCLI_AUTH (ps shows --pass) and
+	// verifies the server with --cacert.
+	assert.Contains(t, ec, `REDISCLI_AUTH="$(irsactl token elasticache`)
+	assert.Contains(t, ec, "--cacert")
+	assert.NotContains(t, ec, "--pass")
+	// The same thing has the same flag name in every command.
+	doc := irsactl(t, envOf(), "doctor", "-h").stdout
+	for _, f := range []string{"db-endpoint", "db-user", "db-name", "cache", "cache-endpoint", "cache-user", "serverless", "region", "secret", "bucket"} {
+		assert.Regexp(t, `(?m)^  -`+f+`( |$)`, doc, "doctor -h")
+	}
+	pol := irsactl(t, envOf(), "policy", "s3", "-h").stderr
+	assert.Contains(t, pol, "-bucket", "policy s3 names the bucket flag like doctor")
+}
+
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"--version", "version"} {
+		r := irsactl(t, envOf(), arg)
+		require.Equal(t, 0, r.code, r.stderr)
+		assert.Regexp(t, `^irsactl \S+ .*go1\.\d+.* `+regexp.QuoteMeta(runtime.GOOS+"/"+runtime.GOARCH)+"\n$", r.stdout)
+	}
+	// What --version says is what the binary's build information holds:
+	// its commit when the go command stamped one (a clone, -buildvcs not
+	// false), as `go version -m` reads it.
+	out, err := exec.Command("go", "version", "-m", bin).Output()
+	require.NoError(t, err)
+	r := irsactl(t, envOf(), "--version")
+	if m := regexp.MustCompile(`(?m)^\s*build\s+vcs\.revision=([0-9a-f]{12})`).FindSubmatch(out); m != nil {
+		assert.Contains(t, r.stdout, " commit "+string(m[1]))
+	} else {
+		assert.NotContains(t, r.stdout, " commit ")
+	}
+	m := regexp.MustCompile(`(?m)^\s*mod\s+github.com/irsakit/irsakit\s+(\S+)`).FindSubmatch(out)
+	require.NotNil(t, m, "go version -m:\n%s", out)
+	assert.True(t, strings.HasPrefix(r.stdout, "irsactl "+string(m[1])+" "), "%q does not start with the module version %s", r.stdout, m[1])
 }
 
 func doctorArgs() []string {
 	return []string{"doctor", "--json",
-		"--rds", envValue("DATABASE_ENDPOINT"), "--db-user", "app", "--db-name", "app", "--rds-ca", envValue("DATABASE_CA_FILE"),
-		"--redis", envValue("REDIS_ENDPOINT"), "--cache", "mcp-cache", "--user", "app", "--redis-ca", envValue("REDIS_CA_FILE"),
+		"--db-endpoint", envValue("DATABASE_ENDPOINT"), "--db-user", "app", "--db-name", "app", "--db-ca", envValue("DATABASE_CA_FILE"),
+		"--cache-endpoint", envValue("REDIS_ENDPOINT"), "--cache", "mcp-cache", "--cache-user", "app", "--cache-ca", envValue("REDIS_CA_FILE"),
 		"--secret", envValue("SECRET_ID")}
 }
 
 func parseReport(t *testing.T, r result) doctor.Report {
 	t.Helper()
 	var rep doctor.Report
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("doctor --json output: %v\n%s\nstderr: %s", err, r.stdout, r.stderr)
-	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), "doctor --json output:\n%s\nstderr: %s", r.stdout, r.stderr)
 	return rep
 }
 
 func TestDoctorHealthy(t *testing.T) {
 	r := irsactl(t, envOf(), doctorArgs()...)
 	rep := parseReport(t, r)
-	if r.code != 0 || rep.Failed() {
-		t.Fatalf("exit %d, causes %v\n%s", r.code, rep.Causes(), r.stdout)
-	}
+	require.Equal(t, 0, r.code, "causes %v\n%s", rep.Causes(), r.stdout)
+	assert.Equal(t, doctor.StatusOK, rep.Status)
 	for _, name := range []string{"sts", "rds", "elasticache", "secret"} {
-		if c, _ := rep.Check(name); c.Status != doctor.Pass {
-			t.Errorf("%s: %+v", name, c)
-		}
+		c, _ := rep.Check(name)
+		assert.Equal(t, doctor.Pass, c.Status, "%s: %+v", name, c)
 	}
 	// Human output by default.
 	h := irsactl(t, envOf(), "doctor")
-	if h.code != 0 || !strings.Contains(h.stdout, "Credential mode: web-identity") || !strings.Contains(h.stdout, "Result: OK") {
-		t.Fatalf("human output (exit %d):\n%s", h.code, h.stdout)
-	}
+	assert.Equal(t, 0, h.code)
+	assert.Contains(t, h.stdout, "Credential mode: web-identity")
+	assert.Contains(t, h.stdout, "Result: OK")
 }
 
-func TestDoctorNodeRoleExitsNonZero(t *testing.T) {
+// TestDoctorMisconfiguredPod: a pod whose service account lacks the role
+// annotation, and one whose STS endpoint does not answer.
+func TestDoctorMisconfiguredPod(t *testing.T) {
 	r := irsactl(t, envOf("AWS_ROLE_ARN=", "AWS_WEB_IDENTITY_TOKEN_FILE=", "KUBERNETES_SERVICE_HOST=10.100.0.1"), "doctor", "--json")
 	rep := parseReport(t, r)
-	if r.code != 1 || !rep.HasCause(doctor.CauseNodeRole) {
-		t.Fatalf("exit %d causes %v", r.code, rep.Causes())
-	}
+	assert.Equal(t, 1, r.code)
+	assert.True(t, rep.HasCause(doctor.CauseNodeRole), "causes %v", rep.Causes())
+	assert.Equal(t, doctor.StatusFail, rep.Status)
+
+	closed, err := closedURL()
+	require.NoError(t, err)
+	h := irsactl(t, envOf("AWS_ENDPOINT_URL_STS="+closed), "doctor")
+	assert.Equal(t, 1, h.code)
+	assert.Contains(t, h.stdout, "[FAIL] sts: STS "+closed+" (AWS_ENDPOINT_URL_STS): unreachable: connection refused")
+	assert.Contains(t, h.stdout, "cause: sts-unreachable")
+	assert.Contains(t, h.stdout, "Result: FAIL")
+	t.Logf("irsactl doctor in a pod whose STS endpoint refuses connections:\n%s", h.stdout)
 }
 
-func TestDoctorGlobalSTSUnreachable(t *testing.T) {
+func TestDoctorGlobalSTSOnlyOnRequest(t *testing.T) {
 	// A loopback port nothing listens on stands for the blocked global endpoint.
 	l, err := closedURL()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := irsactl(t, envOf("AWS_STS_REGIONAL_ENDPOINTS="), "doctor", "--json", "--sts-global-endpoint", l)
+	require.NoError(t, err)
+	r := irsactl(t, envOf("AWS_STS_REGIONAL_ENDPOINTS=", "IRSACTL_STS_GLOBAL_ENDPOINT="+l), "doctor", "--json")
 	rep := parseReport(t, r)
+	_, probed := rep.Check("sts-global")
+	assert.False(t, probed, "probed the global STS endpoint without --global-sts")
+
+	r = irsactl(t, envOf("AWS_STS_REGIONAL_ENDPOINTS=", "IRSACTL_STS_GLOBAL_ENDPOINT="+l), "doctor", "--json", "--global-sts")
+	rep = parseReport(t, r)
 	// A warning, not a failure: the SDK always calls the regional endpoint.
-	if r.code != 0 || !rep.HasCause(doctor.CauseSTSGlobalDown) {
-		t.Fatalf("exit %d causes %v", r.code, rep.Causes())
-	}
-	if c, _ := rep.Check("sts"); c.Status != doctor.Pass {
-		t.Fatalf("regional STS: %+v", c)
-	}
+	assert.Equal(t, 0, r.code)
+	assert.True(t, rep.HasCause(doctor.CauseSTSGlobalDown), "causes %v", rep.Causes())
+	c, _ := rep.Check("sts")
+	assert.Equal(t, doctor.Pass, c.Status, "regional STS: %+v", c)
 }
 
 // TestDoctorTokenUnreadableAsNobody runs doctor as the nobody user against
@@ -249,42 +342,34 @@ func TestDoctorTokenUnreadableAsNobody(t *testing.T) {
 		t.Skip("needs root to switch to nobody")
 	}
 	dir, err := os.MkdirTemp("", "irsactl-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.Chmod(dir, 0o755))
 	tok, err := os.ReadFile(envValue("AWS_WEB_IDENTITY_TOKEN_FILE"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	path := filepath.Join(dir, "token")
-	if err := os.WriteFile(path, tok, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, tok, 0o600))
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 	r := irsactlCmd(t, envOf("AWS_WEB_IDENTITY_TOKEN_FILE="+path, "HOME="+dir), nobody, "doctor", "--json")
 	rep := parseReport(t, r)
 	c, _ := rep.Check("token-file")
-	if r.code != 1 || c.Cause != doctor.CauseTokenUnreadable || !strings.Contains(c.Detail, "uid 65534") || !strings.Contains(c.Fix, "fsGroup") {
-		t.Fatalf("exit %d, token-file %+v", r.code, c)
-	}
+	assert.Equal(t, 1, r.code)
+	assert.Equal(t, doctor.CauseTokenUnreadable, c.Cause)
+	assert.Contains(t, c.Detail, "uid 65534")
+	assert.Contains(t, c.Fix, "fsGroup")
 	// Group-readable, as fsGroup makes the projected volume: now it reads.
-	if err := os.Chown(path, 0, 65534); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, 0o640); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.Chown(path, 0, 65534))
+	require.NoError(t, os.Chmod(path, 0o640))
 	r = irsactlCmd(t, envOf("AWS_WEB_IDENTITY_TOKEN_FILE="+path, "HOME="+dir), nobody, "doctor", "--json")
 	rep = parseReport(t, r)
-	if c, _ := rep.Check("token-file"); c.Status != doctor.Pass || r.code != 0 {
-		t.Fatalf("with fsGroup-style permissions: exit %d %+v %v", r.code, c, rep.Causes())
-	}
+	c, _ = rep.Check("token-file")
+	assert.Equal(t, doctor.Pass, c.Status, "%+v", c)
+	assert.Equal(t, 0, r.code, "%v", rep.Causes())
 }
 
+// TestSandboxCommand runs irsactl sandbox as a user would, then pastes the
+// lines it prints into a shell: irsactl doctor, psql with an RDS IAM token
+// and redis-cli with an ElastiCache IAM token all succeed against it.
 func TestSandboxCommand(t *testing.T) {
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, "sandbox.env")
@@ -292,24 +377,17 @@ func TestSandboxCommand(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "sandbox", "--env-file", envFile)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out, errb := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, errb
+	require.NoError(t, cmd.Start())
 	defer cmd.Process.Kill()
 	var exports []byte
-	for exports == nil {
-		if b, err := os.ReadFile(envFile); err == nil {
-			exports = b
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("sandbox did not become ready: %s", errb.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(envFile)
+		exports = b
+		return err == nil
+	}, 2*time.Minute, 100*time.Millisecond, "sandbox did not become ready")
+	env := []string{"PATH=" + filepath.Dir(bin) + ":" + os.Getenv("PATH"), "HOME=" + dir}
 	vars := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(exports))
 	for sc.Scan() {
@@ -323,32 +401,55 @@ func TestSandboxCommand(t *testing.T) {
 		env = append(env, k+"="+v)
 	}
 	for _, k := range []string{"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "DATABASE_ENDPOINT", "DATABASE_CA_FILE", "REDIS_ENDPOINT", "REDIS_CA_FILE", "IRSACTL_STS_GLOBAL_ENDPOINT", "AWS_ENDPOINT_URL_S3", "S3_BUCKET", "S3_PREFIX"} {
-		if vars[k] == "" {
-			t.Errorf("sandbox exports no %s", k)
-		}
+		assert.NotEmpty(t, vars[k], "sandbox exports no %s", k)
+	}
+	// The printed commands, after the exports, as a person pastes them.
+	_, try, ok := strings.Cut(out.String(), "# Then, in a shell with those exports:\n")
+	require.True(t, ok, "no commands to try in:\n%s", out.String())
+	lines := strings.Split(strings.TrimSpace(try), "\n")
+	require.Len(t, lines, 3, try)
+	assert.Contains(t, lines[2], "REDISCLI_AUTH=")
+	assert.NotContains(t, try, "--pass")
+	for i, want := range []string{"Result: OK", "app", "PONG"} {
+		sh := exec.CommandContext(ctx, "bash", "-c", lines[i])
+		sh.Env = env
+		got, err := sh.CombinedOutput()
+		require.NoError(t, err, "%s\n%s", lines[i], got)
+		assert.Contains(t, string(got), want, lines[i])
+		assert.NotContains(t, string(got), "X-Amz-Signature", "a token was printed")
 	}
 	r := irsactl(t, env, "doctor", "--json",
-		"--rds", vars["DATABASE_ENDPOINT"], "--db-user", vars["DATABASE_USER"], "--db-name", vars["DATABASE_NAME"], "--rds-ca", vars["DATABASE_CA_FILE"],
-		"--redis", vars["REDIS_ENDPOINT"], "--cache", vars["REDIS_CACHE_NAME"], "--user", vars["REDIS_USER"], "--redis-ca", vars["REDIS_CA_FILE"],
-		"--secret", vars["SECRET_ID"], "--s3", vars["S3_BUCKET"]+"/"+vars["S3_PREFIX"])
+		"--db-endpoint", vars["DATABASE_ENDPOINT"], "--db-user", vars["DATABASE_USER"], "--db-name", vars["DATABASE_NAME"], "--db-ca", vars["DATABASE_CA_FILE"],
+		"--cache-endpoint", vars["REDIS_ENDPOINT"], "--cache", vars["REDIS_CACHE_NAME"], "--cache-user", vars["REDIS_USER"], "--cache-ca", vars["REDIS_CA_FILE"],
+		"--secret", vars["SECRET_ID"], "--bucket", vars["S3_BUCKET"]+"/"+vars["S3_PREFIX"])
 	rep := parseReport(t, r)
-	if r.code != 0 {
-		t.Fatalf("doctor against the sandbox: exit %d %v\n%s", r.code, rep.Causes(), r.stdout)
-	}
-	if c, _ := rep.Check("s3"); c.Status != doctor.Pass {
-		t.Errorf("doctor's s3 check against the sandbox: %+v", c)
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("sandbox exit: %v\n%s", err, errb.String())
-	}
+	require.Equal(t, 0, r.code, "doctor against the sandbox: %v\n%s", rep.Causes(), r.stdout)
+	c, _ := rep.Check("s3")
+	assert.Equal(t, doctor.Pass, c.Status, "doctor's s3 check against the sandbox: %+v", c)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), errb.String())
 	for _, f := range []string{envFile, vars["AWS_WEB_IDENTITY_TOKEN_FILE"], vars["DATABASE_CA_FILE"]} {
-		if _, err := os.Stat(f); !os.IsNotExist(err) {
-			t.Errorf("%s left behind after SIGTERM", f)
-		}
+		_, err := os.Stat(f)
+		assert.True(t, os.IsNotExist(err), "%s left behind after SIGTERM", f)
 	}
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestSandboxS3Policy: the sandbox's role may use exactly the bucket
@@ -360,9 +461,10 @@ func TestSandboxS3Policy(t *testing.T) {
 		vars[k] = v
 	}
 	bucket, prefix := vars["S3_BUCKET"], vars["S3_PREFIX"]
-	if bucket == "" || prefix == "" || vars["AWS_ENDPOINT_URL_S3"] != sb.S3.URL() || vars["S3_PATH_STYLE"] != "true" {
-		t.Fatalf("sandbox S3 environment: %v", vars)
-	}
+	require.NotEmpty(t, bucket)
+	require.NotEmpty(t, prefix)
+	require.Equal(t, sb.S3.URL(), vars["AWS_ENDPOINT_URL_S3"])
+	require.Equal(t, "true", vars["S3_PATH_STYLE"])
 	role := sb.Env.RoleARN
 	for _, tc := range []struct {
 		action, resource string
@@ -374,17 +476,13 @@ func TestSandboxS3Policy(t *testing.T) {
 		{"s3:GetObject", "arn:aws:s3:::" + bucket + "/other/1.json", false},
 		{"s3:PutObject", "arn:aws:s3:::another-bucket/" + prefix + "1.json", false},
 	} {
-		if got := sb.Env.IAM.Authorize(role, tc.action, tc.resource); got != tc.ok {
-			t.Errorf("%s on %s: allowed=%v, want %v", tc.action, tc.resource, got, tc.ok)
-		}
+		assert.Equal(t, tc.ok, sb.Env.IAM.Authorize(role, tc.action, tc.resource), "%s on %s", tc.action, tc.resource)
 	}
 	r, _ := sb.Env.IAM.Role(role)
 	for _, tc := range []struct {
 		prefix string
 		ok     bool
 	}{{prefix, true}, {"", false}, {"other/", false}} {
-		if got := iam.Evaluate(r.Policies, "s3:ListBucket", "arn:aws:s3:::"+bucket, map[string]string{"s3:prefix": tc.prefix}); got != tc.ok {
-			t.Errorf("s3:ListBucket with s3:prefix %q: allowed=%v, want %v", tc.prefix, got, tc.ok)
-		}
+		assert.Equal(t, tc.ok, iam.Evaluate(r.Policies, "s3:ListBucket", "arn:aws:s3:::"+bucket, map[string]string{"s3:prefix": tc.prefix}), "s3:ListBucket with s3:prefix %q", tc.prefix)
 	}
 }

@@ -10,15 +10,21 @@ import (
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/sandbox"
 )
 
+const sandboxHeader = `Usage: irsactl sandbox [flags]
+
+Runs local AWS stand-ins until interrupted: an EKS-like OIDC issuer and
+projected token, STS, IAM, a real PostgreSQL behind an RDS IAM front, a real
+Redis behind an ElastiCache IAM front, Secrets Manager and S3, all on
+127.0.0.1. It prints the environment of a pod using them (export lines) and
+ready-to-paste irsactl doctor, psql and redis-cli commands.
+Needs PostgreSQL (postgres, initdb) and redis-server installed.
+`
+
 func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sandbox", stderr)
-	envFile := fs.String("env-file", "", "also write the export lines to this file (written last: its presence means ready)")
-	region := fs.String("region", "us-east-1", "region of the stand-ins")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: irsactl sandbox [flags]\n\nRuns the local AWS stand-ins (OIDC issuer, STS, IAM, PostgreSQL behind an RDS IAM front,\nRedis behind an ElastiCache IAM front, Secrets Manager, S3) until interrupted, and prints\nthe environment of a pod using them.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := parse(fs, args); err != nil {
+	c := newCommand("sandbox", sandboxHeader)
+	envFile := c.fs.String("env-file", "", "also write the export lines to `FILE` (written last: its presence means ready)")
+	region := c.fs.String("region", "us-east-1", "`REGION` of the stand-ins")
+	if err := c.parse(args, stdout); err != nil {
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -29,9 +35,10 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer sb.Close()
 	exports := sb.Exports()
-	fmt.Fprint(stdout, "# irsactl sandbox is running; in another shell:\n")
+	fmt.Fprint(stdout, "# irsactl sandbox is running; Ctrl-C stops it. The environment of a pod using it:\n")
 	fmt.Fprint(stdout, exports)
-	fmt.Fprintf(stdout, "# database: IAM user %s; cache: IAM user %s; S3: %s (path-style). Ctrl-C stops it.\n", "app", "app", sb.BucketURI())
+	fmt.Fprint(stdout, "\n# Then, in a shell with those exports:\n")
+	fmt.Fprint(stdout, sb.TryCommands())
 	if *envFile != "" {
 		tmp := *envFile + ".tmp"
 		if err := os.WriteFile(tmp, []byte(exports), 0o600); err != nil {

@@ -6,84 +6,127 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/authtoken"
 	"github.com/irsakit/irsakit/irsa"
 )
 
 const tokenUsage = `Usage:
-  irsactl token rds --endpoint host:port --user U [--region R]
-  irsactl token elasticache --cache NAME --user U [--serverless] [--region R]
+  irsactl token rds --db-endpoint HOST:PORT --db-user USER [--region REGION]
+  irsactl token elasticache --cache NAME --cache-user USER_ID [--serverless] [--region REGION]
 
 Prints an IAM authentication token (valid 15 minutes, or less if the
-credentials expire sooner) signed with the environment's credentials:
-  PGPASSWORD="$(irsactl token rds ...)" psql "host=... port=5432 user=U sslmode=verify-full sslrootcert=global-bundle.pem"
-  redis-cli --tls -h HOST --user U --pass "$(irsactl token elasticache ...)"
+credentials expire sooner) signed with this environment's credentials.
+"irsactl token rds -h" and "irsactl token elasticache -h" list the flags.
+`
+
+const tokenRDSHeader = `Usage: irsactl token rds --db-endpoint HOST:PORT --db-user USER [--region REGION]
+
+Prints an RDS / Aurora PostgreSQL IAM authentication token for USER at
+HOST:PORT (the token signs both: connect to exactly that host and port).
+The user needs GRANT rds_iam, the role rds-db:connect on it
+(irsactl policy rds). For psql:
+
+  export PGPASSWORD="$(irsactl token rds --db-endpoint HOST:5432 --db-user USER)"
+  psql "host=HOST port=5432 dbname=DB user=USER sslmode=verify-full sslrootcert=global-bundle.pem"
+
+(global-bundle.pem: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)
+`
+
+const tokenElastiCacheHeader = `Usage: irsactl token elasticache --cache NAME --cache-user USER_ID [--serverless] [--region REGION]
+
+Prints an ElastiCache (Redis OSS / Valkey) IAM authentication token for the
+IAM-enabled user USER_ID on the replication group or serverless cache NAME
+(the cache's name, not its endpoint host). The role needs
+elasticache:Connect on both (irsactl policy elasticache). For redis-cli
+(REDISCLI_AUTH keeps the token out of the process list; IAM needs TLS):
+
+  export REDISCLI_AUTH="$(irsactl token elasticache --cache NAME --cache-user USER_ID)"
+  redis-cli --tls --cacert /etc/ssl/certs/ca-certificates.crt -h HOST -p 6379 --user USER_ID ping
 `
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(stderr, tokenUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			return flag.ErrHelp
-		}
-		return usagef("token: want rds or elasticache")
+	printTokenUsage := func(w io.Writer) { fmt.Fprint(w, tokenUsage) }
+	if len(args) == 0 {
+		return &usageError{cmd: "token", msg: "missing kind: rds or elasticache", usage: printTokenUsage}
 	}
-	kind := args[0]
-	fs := newFlagSet("token "+kind, stderr)
-	region := fs.String("region", "", "region the token is signed for (default: from the RDS endpoint name, else AWS_REGION)")
-	user := fs.String("user", "", "database user (rds) or ElastiCache user id (elasticache)")
-	var endpoint, cache *string
-	var serverless *bool
-	switch kind {
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		printTokenUsage(stdout)
+		return flag.ErrHelp
 	case "rds":
-		endpoint = fs.String("endpoint", "", "RDS/Aurora endpoint host:port")
+		return runTokenRDS(ctx, args[1:], stdout, stderr)
 	case "elasticache":
-		cache = fs.String("cache", "", "replication group id or serverless cache name (not the endpoint host)")
-		serverless = fs.Bool("serverless", false, "the cache is serverless")
-	default:
-		fmt.Fprint(stderr, tokenUsage)
-		return usagef("token: unknown kind %q: want rds or elasticache", kind)
+		return runTokenElastiCache(ctx, args[1:], stdout, stderr)
 	}
-	if err := parse(fs, args[1:]); err != nil {
+	return &usageError{cmd: "token", msg: fmt.Sprintf("unknown kind %q: want rds or elasticache", args[0]), usage: printTokenUsage}
+}
+
+func runTokenRDS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("token rds", tokenRDSHeader)
+	endpoint := c.fs.String("db-endpoint", "", "the cluster or instance endpoint `HOST:PORT` you connect to (port required, normally 5432)")
+	user := c.fs.String("db-user", "", "the database `USER` (created WITH LOGIN and GRANT rds_iam)")
+	region := c.fs.String("region", "", "`REGION` the token is signed for (default: from the endpoint's name, e.g. ….us-east-1.rds.amazonaws.com, else AWS_REGION)")
+	if err := c.parse(args, stdout); err != nil {
 		return err
 	}
-	if *user == "" {
-		return usagef("token %s: --user is required", kind)
+	switch {
+	case *endpoint == "":
+		return c.usagef("--db-endpoint HOST:PORT is required")
+	case *user == "":
+		return c.usagef("--db-user is required")
 	}
-	if kind == "rds" {
-		if *endpoint == "" {
-			return usagef("token rds: --endpoint host:port is required")
-		}
-		// Fail on a port-less endpoint before touching credentials.
-		host, _, err := authtoken.SplitRDSEndpoint(*endpoint)
-		if err != nil {
-			return err
-		}
-		if *region == "" {
-			*region = authtoken.RDSRegion(host)
-		}
-	} else if *cache == "" {
-		return usagef("token elasticache: --cache is required")
-	}
-	sess, err := irsa.Load(ctx, func(o *irsa.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		o.Region = *region
-		o.RoleSessionName = "irsactl-token"
-	})
+	// A port-less endpoint fails before touching credentials.
+	host, _, err := authtoken.SplitRDSEndpoint(*endpoint)
 	if err != nil {
 		return err
 	}
-	var tok string
-	if kind == "rds" {
-		tok, err = authtoken.RDS(ctx, sess.Credentials(), *endpoint, *user, sess.Region())
-	} else {
-		tok, err = authtoken.ElastiCache(ctx, sess.Credentials(), *cache, *user, sess.Region(), *serverless)
+	if *region == "" {
+		*region = authtoken.RDSRegion(host)
 	}
+	sess, err := tokenSession(ctx, *region, stderr)
+	if err != nil {
+		return err
+	}
+	tok, err := authtoken.RDS(ctx, sess.Credentials(), *endpoint, *user, sess.Region())
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
+}
+
+func runTokenElastiCache(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("token elasticache", tokenElastiCacheHeader)
+	cache := c.fs.String("cache", "", "the replication group id or serverless cache `NAME` (not the endpoint host)")
+	user := c.fs.String("cache-user", "", "the IAM-enabled ElastiCache `USER_ID` (for IAM users the user id equals the user name)")
+	serverless := c.fs.Bool("serverless", false, "NAME is an ElastiCache Serverless cache")
+	region := c.fs.String("region", "", "`REGION` of the cache (default AWS_REGION)")
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	switch {
+	case *cache == "":
+		return c.usagef("--cache NAME is required")
+	case *user == "":
+		return c.usagef("--cache-user is required")
+	}
+	sess, err := tokenSession(ctx, *region, stderr)
+	if err != nil {
+		return err
+	}
+	tok, err := authtoken.ElastiCache(ctx, sess.Credentials(), *cache, *user, sess.Region(), *serverless)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+func tokenSession(ctx context.Context, region string, stderr io.Writer) (*irsa.Session, error) {
+	return irsa.Load(ctx, func(o *irsa.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		o.Region = region
+		o.RoleSessionName = "irsactl-token"
+	})
 }

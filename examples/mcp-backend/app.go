@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -31,18 +32,31 @@ import (
 // App is the backend: one IRSA session feeding every client. Safe for
 // concurrent use.
 type App struct {
-	cfg     Config
-	log     *slog.Logger
-	sess    *irsa.Session
-	db      *pgxpool.Pool           // nil: disabled
-	cache   *elasticacheauth.Client // nil: disabled
-	store   *s3store.Store          // nil: disabled
-	secrets *secrets.Cache          // nil: disabled
+	cfg      Config
+	log      *slog.Logger
+	sess     *irsa.Session
+	db       *pgxpool.Pool        // nil: disabled
+	dbTokens *rdsauth.TokenSource // the pool\'s IAM tokens
+	cache    cacheClient          // nil: disabled
+	store    *s3store.Store       // nil: disabled
+	secrets  *secrets.Cache       // nil: disabled
 
 	closeOnce sync.Once
 }
 
-const latestKey = "notes:latest"
+// cacheClient is what the App uses of its cache: an elasticacheauth.Client
+// in production; the commands it sends are the ones the walk-through's
+// ElastiCache access string allows (walkthrough_test.go).
+type cacheClient interface {
+	redis.Cmdable
+	Close() error
+}
+
+// The App's keys: the walk-through's access string allows ~notes:*.
+const (
+	latestKey  = "notes:latest"
+	createdKey = "notes:created"
+)
 
 // NewApp loads the IRSA session and connects to every configured
 // dependency. Connection problems surface here with the library's error,
@@ -62,8 +76,17 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	if cfg.DatabaseEndpoint != "" {
 		dsn := (&url.URL{Scheme: "postgres", User: url.User(cfg.DatabaseUser), Host: cfg.DatabaseEndpoint, Path: "/" + cfg.DatabaseName,
 			RawQuery: "sslmode=verify-full&pool_max_conns=8"}).String()
-		a.db, err = rdsauth.NewPool(ctx, dsn, awsCfg, func(o *rdsauth.Options) { o.RootCAFile = cfg.DatabaseCAFile })
+		// ConfigurePool rather than NewPool: it hands back the token
+		// source, which Close closes with the pool (the pool does not know
+		// it: NewPool's stays open, timers armed, after pool.Close).
+		poolCfg, err := pgxpool.ParseConfig(dsn)
 		if err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+		if a.dbTokens, err = rdsauth.ConfigurePool(poolCfg, awsCfg, func(o *rdsauth.Options) { o.RootCAFile = cfg.DatabaseCAFile }); err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+		if a.db, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 			return nil, fmt.Errorf("database: %w", err)
 		}
 		if _, err = a.db.Exec(ctx, `CREATE TABLE IF NOT EXISTS notes (
@@ -85,11 +108,12 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 				return nil, fmt.Errorf("cache: %s holds no PEM certificate", cfg.RedisCAFile)
 			}
 		}
-		a.cache, err = elasticacheauth.NewClient(ctx, cfg.RedisEndpoint, cfg.RedisCacheName, cfg.RedisUser, awsCfg,
+		rc, err := elasticacheauth.NewClient(ctx, cfg.RedisEndpoint, cfg.RedisCacheName, cfg.RedisUser, awsCfg,
 			func(o *elasticacheauth.ClientOptions) { o.RootCAs = pool })
 		if err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
 		}
+		a.cache = rc // only a working client: a nil *Client in the interface would not be nil
 	}
 	if cfg.S3Bucket != "" {
 		a.store, err = s3store.New(awsCfg, cfg.S3Bucket, func(o *s3store.Options) { o.UsePathStyle = cfg.S3PathStyle })
@@ -115,6 +139,9 @@ func (a *App) Close() {
 		if a.db != nil {
 			a.db.Close()
 		}
+		if a.dbTokens != nil {
+			a.dbTokens.Close()
+		}
 		if a.cache != nil {
 			a.cache.Close()
 		}
@@ -124,17 +151,71 @@ func (a *App) Close() {
 	})
 }
 
-// Handler routes the API.
+// Handler routes the API to a.
 func (a *App) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	r := newRouter()
+	r.setApp(a)
+	return r
+}
+
+// router serves /healthz from the start and the rest once the App is
+// connected (503 before).
+type router struct {
+	app atomic.Pointer[App]
+	mux *http.ServeMux
+}
+
+func newRouter() *router {
+	r := &router{mux: http.NewServeMux()}
+	// Liveness: the process answers. No dependency, no AWS call.
+	r.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.HandleFunc("GET /api/whoami", a.whoami)
-	mux.HandleFunc("GET /api/notes", a.listNotes)
-	mux.HandleFunc("POST /api/notes", a.createNote)
-	return mux
+	r.mux.HandleFunc("GET /readyz", r.withApp((*App).readyz))
+	r.mux.HandleFunc("GET /statusz", r.withApp((*App).statusz))
+	r.mux.HandleFunc("GET /api/whoami", r.withApp((*App).whoami))
+	r.mux.HandleFunc("GET /api/notes", r.withApp((*App).listNotes))
+	r.mux.HandleFunc("POST /api/notes", r.withApp((*App).createNote))
+	return r
+}
+
+func (r *router) setApp(a *App) { r.app.Store(a) }
+
+func (r *router) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.mux.ServeHTTP(w, req) }
+
+func (r *router) withApp(fn func(*App, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		a := r.app.Load()
+		if a == nil {
+			writeJSON(w, http.StatusServiceUnavailable, ReadyState{Ready: false, Detail: "starting: connecting to the dependencies"})
+			return
+		}
+		fn(a, w, req)
+	}
+}
+
+// ReadyState is the /readyz body.
+type ReadyState struct {
+	Ready  bool   `json:"ready"`
+	Detail string `json:"detail"`
+}
+
+// readyz checks only what the pod cannot serve without: its database
+// (every notes call reads or writes it). The cache, S3 and Secrets
+// Manager are shared by every replica: their outage would take all pods
+// out of the Service at once while reads still work; /statusz shows them.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.db == nil {
+		writeJSON(w, http.StatusOK, ReadyState{Ready: true, Detail: "no database configured"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := a.db.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, ReadyState{Ready: false, Detail: "database: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, ReadyState{Ready: true, Detail: "database answers"})
 }
 
 // DependencyStatus is one dependency's answer in /readyz.
@@ -143,7 +224,7 @@ type DependencyStatus struct {
 	Detail string `json:"detail"`
 }
 
-// Readiness is the /readyz body.
+// Readiness is the /statusz body: every dependency probed.
 type Readiness struct {
 	Ready        bool                        `json:"ready"`
 	Mode         string                      `json:"mode"`
@@ -152,7 +233,8 @@ type Readiness struct {
 	Dependencies map[string]DependencyStatus `json:"dependencies"`
 }
 
-func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+// statusz probes every dependency, for people and the demo (not a probe).
+func (a *App) statusz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	rd := Readiness{Ready: true, Mode: a.sess.Mode().String(), RoleARN: a.sess.RoleARN(), Region: a.sess.Region(), Dependencies: map[string]DependencyStatus{}}
@@ -160,7 +242,9 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	var wg sync.WaitGroup
 	check := func(name string, enabled bool, probe func(context.Context) (string, error)) {
 		if !enabled {
+			mu.Lock() // probes started before write the map too
 			rd.Dependencies[name] = DependencyStatus{Status: "disabled", Detail: "not configured"}
+			mu.Unlock()
 			return
 		}
 		wg.Add(1)
@@ -252,7 +336,7 @@ func (a *App) createNote(w http.ResponseWriter, r *http.Request) {
 	stored := []string{"database"}
 	if a.cache != nil {
 		pipe := a.cache.TxPipeline()
-		total := pipe.Incr(ctx, "notes:created")
+		total := pipe.Incr(ctx, createdKey)
 		pipe.Del(ctx, latestKey)
 		if _, err := pipe.Exec(ctx); err != nil {
 			a.fail(w, r, http.StatusBadGateway, "cache", err)

@@ -25,47 +25,69 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, log, Getenv, nil); err != nil {
+	if err := run(ctx, log, Getenv, hooks{}); err != nil {
 		log.Error("mcp-backend stopped", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
 }
 
-// run serves until ctx ends, then drains in-flight requests. ready, if not
-// nil, receives the listening address.
-func run(ctx context.Context, log *slog.Logger, getenv func(string) string, ready chan<- string) error {
+// hooks tell a test how far run has come.
+type hooks struct {
+	listening func(addr string) // /healthz answers
+	ready     func()            // the dependencies are connected
+}
+
+// run serves /healthz at once, connects the dependencies, then serves the
+// API until ctx ends, and drains in-flight requests.
+func run(ctx context.Context, log *slog.Logger, getenv func(string) string, h hooks) error {
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	app, err := NewApp(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer app.Close()
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Liveness answers before and whatever the dependencies do: a slow STS
+	// or database must not get the container restarted.
+	srv := &http.Server{Handler: newRouter(), ReadHeaderTimeout: 10 * time.Second}
+	router := srv.Handler.(*router)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("mcp-backend listening", slog.String("addr", ln.Addr().String()))
-	if ready != nil {
-		ready <- ln.Addr().String()
+	if h.listening != nil {
+		h.listening(ln.Addr().String())
+	}
+	shutdown := func() error {
+		log.Info("shutting down: draining requests")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return err
+		}
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+
+	app, err := NewApp(ctx, cfg, log)
+	if err != nil {
+		shutdown()
+		return err
+	}
+	defer app.Close()
+	router.setApp(app)
+	log.Info("mcp-backend ready")
+	if h.ready != nil {
+		h.ready()
 	}
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining requests")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	if err := shutdown(); err != nil {
 		return err
 	}
 	log.Info("mcp-backend stopped cleanly")

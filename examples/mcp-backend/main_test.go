@@ -4,19 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/irsakit/irsakit/elasticacheauth"
 	"github.com/irsakit/irsakit/examples/internal/sandboxtest"
 	"github.com/irsakit/irsakit/irsa"
+	"github.com/irsakit/irsakit/rdsauth"
+	"github.com/irsakit/irsakit/secrets"
 )
 
 var sb *sandboxtest.Sandbox
@@ -76,22 +82,45 @@ func call(t *testing.T, method, url string, body any, into any) int {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
-		b, _ := json.Marshal(body)
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, url, rd)
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
 	if into != nil {
-		if err := json.Unmarshal(b, into); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, url, err, b)
-		}
+		require.NoError(t, json.Unmarshal(b, into), "%s %s: %s", method, url, b)
 	}
 	return resp.StatusCode
+}
+
+// started runs run in the background and returns its address once it
+// listens, a channel closed when it is ready, and its result.
+func started(t *testing.T, ctx context.Context, log *slog.Logger, env map[string]string) (base string, ready <-chan struct{}, done <-chan error) {
+	t.Helper()
+	addrc := make(chan string, 1)
+	readyc := make(chan struct{})
+	donec := make(chan error, 1)
+	env = maps.Clone(env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["LISTEN_ADDR"] = "127.0.0.1:0"
+	go func() {
+		donec <- run(ctx, log, getenv(env), hooks{listening: func(a string) { addrc <- a }, ready: func() { close(readyc) }})
+	}()
+	select {
+	case a := <-addrc:
+		return "http://" + a, readyc, donec
+	case err := <-donec:
+		require.FailNow(t, "run ended before listening", "%v", err)
+	}
+	return "", nil, nil
 }
 
 func TestBackendAgainstSandbox(t *testing.T) {
@@ -103,40 +132,30 @@ func TestBackendAgainstSandbox(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, log, getenv(map[string]string{"LISTEN_ADDR": "127.0.0.1:0"}), ready) }()
-	var addr string
+	base, ready, done := started(t, ctx, log, nil)
 	select {
-	case addr = <-ready:
+	case <-ready:
 	case err := <-done:
-		t.Fatalf("run: %v\n%s", err, logs.String())
+		require.FailNow(t, "run failed", "%v\n%s", err, logs.String())
 	}
-	base := "http://" + addr
-	if !strings.Contains(logs.String(), "Using IRSA authentication for AWS services") {
-		t.Errorf("no IRSA log line:\n%s", logs.String())
-	}
+	assert.Contains(t, logs.String(), "Using IRSA authentication for AWS services")
 
-	if code := call(t, "GET", base+"/healthz", nil, nil); code != 200 {
-		t.Errorf("/healthz = %d", code)
-	}
+	assert.Equal(t, 200, call(t, "GET", base+"/healthz", nil, nil))
+	var rs ReadyState
+	require.Equal(t, 200, call(t, "GET", base+"/readyz", nil, &rs), "%+v", rs)
+	assert.True(t, rs.Ready)
 	var rd Readiness
-	if code := call(t, "GET", base+"/readyz", nil, &rd); code != 200 || !rd.Ready {
-		t.Fatalf("/readyz = %d %+v", code, rd)
-	}
-	if rd.Mode != "web-identity" || rd.RoleARN != sb.Vars["AWS_ROLE_ARN"] {
-		t.Errorf("mode %q role %q", rd.Mode, rd.RoleARN)
-	}
-	for dep, want := range map[string]string{"database": "ok", "cache": "ok", "secrets": "ok", "s3": "ok"} {
-		if got := rd.Dependencies[dep].Status; got != want {
-			t.Errorf("%s: %s (%s), want %s", dep, got, rd.Dependencies[dep].Detail, want)
-		}
+	require.Equal(t, 200, call(t, "GET", base+"/statusz", nil, &rd), "%+v", rd)
+	assert.True(t, rd.Ready)
+	assert.Equal(t, "web-identity", rd.Mode)
+	assert.Equal(t, sb.Vars["AWS_ROLE_ARN"], rd.RoleARN)
+	for _, dep := range []string{"database", "cache", "secrets", "s3"} {
+		assert.Equal(t, "ok", rd.Dependencies[dep].Status, "%s: %s", dep, rd.Dependencies[dep].Detail)
 	}
 
 	var who map[string]string
-	if code := call(t, "GET", base+"/api/whoami", nil, &who); code != 200 || !strings.Contains(who["identity"], ":assumed-role/mcp-server-role/") {
-		t.Errorf("/api/whoami = %d %v", code, who)
-	}
+	assert.Equal(t, 200, call(t, "GET", base+"/api/whoami", nil, &who))
+	assert.Contains(t, who["identity"], ":assumed-role/mcp-server-role/")
 
 	var created struct {
 		Note         Note     `json:"note"`
@@ -144,51 +163,98 @@ func TestBackendAgainstSandbox(t *testing.T) {
 		Receipt      string   `json:"receipt"`
 		StoredIn     []string `json:"stored_in"`
 	}
-	if code := call(t, "POST", base+"/api/notes", map[string]string{"text": "hello from IRSA"}, &created); code != 201 {
-		t.Fatalf("POST /api/notes = %d", code)
-	}
-	if created.Note.ID == 0 || created.NotesCreated < 1 || len(created.Receipt) != 64 {
-		t.Errorf("created %+v", created)
-	}
+	require.Equal(t, 201, call(t, "POST", base+"/api/notes", map[string]string{"text": "hello from IRSA"}, &created))
+	assert.NotZero(t, created.Note.ID)
+	assert.GreaterOrEqual(t, created.NotesCreated, int64(1))
+	assert.Len(t, created.Receipt, 64)
 	// The note went to the sandbox's S3 too, under the prefix the role's
-	// s3store.Policy allows; /readyz's listing now sees it.
+	// s3store.Policy allows; /statusz's listing now sees it.
 	wantObj := fmt.Sprintf("s3://%s/%s%d.json", sb.Vars["S3_BUCKET"], sb.Vars["S3_PREFIX"], created.Note.ID)
-	if len(created.StoredIn) != 2 || created.StoredIn[1] != wantObj {
-		t.Errorf("stored_in %v, want database and %s", created.StoredIn, wantObj)
-	}
-	if call(t, "GET", base+"/readyz", nil, &rd); !strings.Contains(rd.Dependencies["s3"].Detail, "(1 key(s) seen)") {
-		t.Errorf("s3 after the note: %+v", rd.Dependencies["s3"])
-	}
+	assert.Equal(t, []string{"database", wantObj}, created.StoredIn)
+	call(t, "GET", base+"/statusz", nil, &rd)
+	assert.Contains(t, rd.Dependencies["s3"].Detail, "(1 key(s) seen)")
 	var list struct {
 		Source string `json:"source"`
 		Notes  []Note `json:"notes"`
 	}
-	if call(t, "GET", base+"/api/notes", nil, &list); list.Source != "database" || len(list.Notes) == 0 || list.Notes[0].Text != "hello from IRSA" {
-		t.Errorf("first list: %+v", list)
-	}
-	if call(t, "GET", base+"/api/notes", nil, &list); list.Source != "cache" || len(list.Notes) == 0 {
-		t.Errorf("second list not from the cache: %+v", list)
-	}
-	if code := call(t, "POST", base+"/api/notes", map[string]string{}, nil); code != 400 {
-		t.Errorf("empty note = %d", code)
-	}
+	call(t, "GET", base+"/api/notes", nil, &list)
+	assert.Equal(t, "database", list.Source)
+	require.NotEmpty(t, list.Notes)
+	assert.Equal(t, "hello from IRSA", list.Notes[0].Text)
+	call(t, "GET", base+"/api/notes", nil, &list)
+	assert.Equal(t, "cache", list.Source, "the second list did not come from the cache")
+	assert.Equal(t, 400, call(t, "POST", base+"/api/notes", map[string]string{}, nil))
 
 	// Graceful shutdown on SIGTERM (the signal cancels run's context).
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after shutdown: %v", err)
-		}
+		require.NoError(t, err, "run after shutdown")
 	case <-time.After(30 * time.Second):
-		t.Fatal("no shutdown within 30s")
+		require.FailNow(t, "no shutdown within 30s")
 	}
-	if !strings.Contains(logs.String(), "stopped cleanly") {
-		t.Errorf("no clean stop logged:\n%s", logs.String())
+	assert.Contains(t, logs.String(), "stopped cleanly")
+	assert.NotContains(t, logs.String(), "X-Amz-Signature", "a token reached the logs")
+}
+
+// TestLivenessDoesNotDependOnAWS: with STS not answering, the pod is
+// alive (/healthz) while it is not ready (/readyz, the API).
+func TestLivenessDoesNotDependOnAWS(t *testing.T) {
+	for k, v := range sb.Vars {
+		t.Setenv(k, v)
 	}
-	if strings.Contains(logs.String(), "X-Amz-Signature") {
-		t.Error("a token reached the logs")
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	require.NoError(t, err)
+	defer silent.Close()
+	t.Setenv("AWS_ENDPOINT_URL_STS", "http://"+silent.Addr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	base, ready, done := started(t, ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+
+	assert.Equal(t, 200, call(t, "GET", base+"/healthz", nil, nil))
+	var rs ReadyState
+	assert.Equal(t, 503, call(t, "GET", base+"/readyz", nil, &rs))
+	assert.False(t, rs.Ready)
+	assert.Contains(t, rs.Detail, "starting")
+	assert.Equal(t, 503, call(t, "GET", base+"/api/notes", nil, nil))
+	select {
+	case <-ready:
+		require.FailNow(t, "ready without STS")
+	default:
 	}
+	cancel()
+	assert.Error(t, <-done, "run connected without STS")
+}
+
+// TestReadinessIgnoresSharedDependencies: S3 unreachable makes /statusz
+// report it, not the pod unready; the notes the database serves still
+// list.
+func TestReadinessIgnoresSharedDependencies(t *testing.T) {
+	for k, v := range sb.Vars {
+		t.Setenv(k, v)
+	}
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closedURL := "http://" + closed.Addr().String()
+	closed.Close()
+	t.Setenv("AWS_ENDPOINT_URL_S3", closedURL)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	base, ready, done := started(t, ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	select {
+	case <-ready:
+	case err := <-done:
+		require.FailNow(t, "run failed", "%v", err)
+	}
+	var rs ReadyState
+	assert.Equal(t, 200, call(t, "GET", base+"/readyz", nil, &rs), "%+v", rs)
+	var rd Readiness
+	assert.Equal(t, 503, call(t, "GET", base+"/statusz", nil, &rd))
+	assert.Equal(t, "failed", rd.Dependencies["s3"].Status)
+	assert.Equal(t, "ok", rd.Dependencies["database"].Status)
+	assert.Equal(t, 200, call(t, "GET", base+"/api/notes", nil, nil))
+	cancel()
+	assert.NoError(t, <-done)
 }
 
 func TestNodeRoleIsRefused(t *testing.T) {
@@ -201,13 +267,9 @@ func TestNodeRoleIsRefused(t *testing.T) {
 	os.Unsetenv("AWS_ROLE_ARN")
 	os.Unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE")
 	cfg, err := LoadConfig(getenv(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = NewApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if !errors.Is(err, irsa.ErrNodeRole) {
-		t.Fatalf("NewApp in a pod without IRSA: %v, want irsa.ErrNodeRole", err)
-	}
+	assert.ErrorIs(t, err, irsa.ErrNodeRole)
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -223,8 +285,33 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		_, err := LoadConfig(func(k string) string { return tc.env[k] })
-		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
-			t.Errorf("%v: err %v, want %q", tc.env, err, tc.wantErr)
+		if tc.wantErr == "" {
+			assert.NoError(t, err, "%v", tc.env)
+		} else {
+			assert.ErrorContains(t, err, tc.wantErr, "%v", tc.env)
 		}
 	}
+}
+
+// TestCloseClosesEveryCache: after Close no token source or secret cache
+// of the App is left serving (or holding refresh timers): each answers
+// ErrClosed.
+func TestCloseClosesEveryCache(t *testing.T) {
+	for k, v := range sb.Vars {
+		t.Setenv(k, v)
+	}
+	cfg, err := LoadConfig(getenv(nil))
+	require.NoError(t, err)
+	a, err := NewApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = a.dbTokens.Token(ctx)
+	require.NoError(t, err, "the pool's token source before Close")
+	a.Close()
+	_, err = a.dbTokens.Token(ctx)
+	assert.ErrorIs(t, err, rdsauth.ErrClosed, "the database token source outlives the App")
+	_, err = a.secrets.Get(ctx, cfg.SecretID)
+	assert.ErrorIs(t, err, secrets.ErrClosed, "the secrets cache outlives the App")
+	_, err = a.cache.(*elasticacheauth.Client).TokenSource().Token(ctx)
+	assert.ErrorIs(t, err, elasticacheauth.ErrClosed, "the cache's token source outlives the App")
 }

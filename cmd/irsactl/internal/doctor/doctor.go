@@ -2,11 +2,14 @@ package doctor
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -14,6 +17,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
 	"github.com/irsakit/irsakit/irsa"
@@ -22,6 +29,10 @@ import (
 // DefaultGlobalSTSEndpoint is the global STS endpoint. aws-sdk-go-v2, and so
 // irsakit, never calls it: its STS client always uses the regional one.
 const DefaultGlobalSTSEndpoint = "https://sts.amazonaws.com"
+
+// DefaultTimeout bounds each network check unless Options.Timeout says
+// otherwise: an unreachable endpoint is reported within it.
+const DefaultTimeout = 3 * time.Second
 
 // Options configure [Run]. Every field has a usable zero value.
 type Options struct {
@@ -32,13 +43,18 @@ type Options struct {
 	// ReadFile reads the token file. Default os.ReadFile; tests inject
 	// failures root cannot otherwise see.
 	ReadFile func(string) ([]byte, error)
-	// HTTPClient for STS and the other AWS calls. Default: the SDK's.
-	HTTPClient *http.Client
-	// GlobalSTSEndpoint is probed for reachability (any HTTP answer counts).
-	// Default DefaultGlobalSTSEndpoint; SkipGlobalSTS turns the probe off.
+	// Dial opens every network connection doctor makes: the AWS API calls
+	// (STS, S3, Secrets Manager), the database and the cache. The instance
+	// metadata service, contacted only when the credential chain itself
+	// ends there (a pod without IRSA and AllowNodeRole), uses the SDK's own
+	// dialer. Default: a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// GlobalSTS also probes the global STS endpoint (GlobalSTSEndpoint,
+	// default DefaultGlobalSTSEndpoint) for reachability. Off by default:
+	// doctor contacts only the endpoints the environment names.
+	GlobalSTS         bool
 	GlobalSTSEndpoint string
-	SkipGlobalSTS     bool
-	// Timeout bounds each network probe. Default 10 s.
+	// Timeout bounds each network check. Default DefaultTimeout.
 	Timeout time.Duration
 	// AllowNodeRole lets doctor use the node's instance role in a pod
 	// without IRSA (it still reports the fallback).
@@ -50,12 +66,13 @@ type Options struct {
 	Secret *SecretProbe
 }
 
-// session is what the STS check hands the dependency probes.
+// state is one run's findings so far.
 type state struct {
 	o       Options
 	env     irsa.Environment
 	claims  irsa.Claims
 	tokenOK bool
+	hc      aws.HTTPClient // every AWS call, through o.Dial
 	sess    *irsa.Session
 	rep     Report
 }
@@ -81,15 +98,27 @@ func Run(ctx context.Context, optFns ...func(*Options)) Report {
 		o.GlobalSTSEndpoint = DefaultGlobalSTSEndpoint
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
+		o.Timeout = DefaultTimeout
+	}
+	if o.Dial == nil {
+		o.Dial = (&net.Dialer{}).DialContext
 	}
 	s := &state{o: o, env: irsa.Detect(os.Getenv)}
+	// A BuildableClient, so AWS_CA_BUNDLE / ca_bundle still apply. (The
+	// instance metadata client replaces its dialer: it is kept off below
+	// unless the credential chain itself would use it.)
+	s.hc = awshttp.NewBuildableClient().
+		WithTimeout(o.Timeout).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.DialContext = o.Dial
+			tr.TLSHandshakeTimeout = o.Timeout
+		})
 	s.checkEnvironment()
 	if s.env.Mode == irsa.WebIdentity {
 		s.checkTokenFile()
 	}
 	s.checkSTS(ctx)
-	if s.env.Mode == irsa.WebIdentity && !o.SkipGlobalSTS {
+	if o.GlobalSTS {
 		s.checkGlobalSTS(ctx)
 	}
 	if o.RDS != nil {
@@ -104,6 +133,7 @@ func Run(ctx context.Context, optFns ...func(*Options)) Report {
 	if o.Secret != nil {
 		s.rep.add(s.checkSecret(ctx, *o.Secret))
 	}
+	s.rep.Status = s.rep.overall()
 	return s.rep
 }
 
@@ -122,7 +152,7 @@ func (s *state) checkEnvironment() {
 		}
 		s.rep.Env[k] = v
 	}
-	c := Check{Name: "credential-mode", Status: Pass}
+	c := Check{Name: CheckCredentialMode, Status: Pass}
 	switch e.Mode {
 	case irsa.WebIdentity:
 		s.rep.Why = "AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE are set: IRSA (injected by the EKS pod identity webhook from the service account's eks.amazonaws.com/role-arn annotation)"
@@ -171,23 +201,25 @@ func (s *state) checkEnvironment() {
 		if e.Mode == irsa.InstanceRole && p.Var == "AWS_ROLE_ARN" && e.RoleARN == "" {
 			continue // the node-role finding above
 		}
-		pc := Check{Name: "env " + p.Var, Status: Fail, Cause: CauseEnvMisconfigured, Detail: p.Message, Fix: p.Fix}
+		pc := Check{Name: EnvCheckPrefix + p.Var, Status: Fail, Cause: CauseEnvMisconfigured, Detail: p.Message, Fix: p.Fix}
 		switch p.Var {
 		case "AWS_REGION":
 			pc.Cause = CauseNoRegion
+			pc.Fix = "set AWS_REGION (the EKS pod identity webhook sets it in pods)"
 		case "AWS_ACCESS_KEY_ID", "AWS_PROFILE":
 			pc.Status, pc.Cause = Warn, CauseStaticKeys
 		}
 		s.rep.add(pc)
 	}
 	if e.Region != "" {
-		s.rep.add(Check{Name: "region", Status: Pass, Detail: fmt.Sprintf("%s (from %s)", e.Region, e.RegionSource)})
+		// Only read from the environment: STS, below, is what proves it.
+		s.rep.add(Check{Name: CheckRegion, Status: Info, Detail: fmt.Sprintf("%s (from %s)", e.Region, e.RegionSource)})
 	}
 }
 
 func (s *state) checkTokenFile() {
 	path := s.env.TokenFile
-	c := Check{Name: "token-file"}
+	c := Check{Name: CheckTokenFile}
 	var perm string
 	if fi, err := os.Stat(path); err == nil {
 		perm = fmt.Sprintf("mode %s", fi.Mode().Perm())
@@ -231,7 +263,7 @@ func (s *state) checkTokenFile() {
 }
 
 func (s *state) checkClaims(tok string) {
-	c := Check{Name: "token-claims", Status: Pass}
+	c := Check{Name: CheckTokenClaims, Status: Pass}
 	claims, err := irsa.ParseTokenClaims(tok)
 	if err != nil {
 		c.Status, c.Cause = Fail, CauseTokenMalformed
@@ -276,9 +308,10 @@ func (s *state) checkClaims(tok string) {
 	}
 }
 
-// trustCondition states the trust-policy condition this token needs.
+// trustCondition states the trust-policy condition this token needs. It
+// verifies nothing (Info) until STS accepts the token (checkSTS).
 func (s *state) trustCondition() Check {
-	c := Check{Name: "trust-policy", Status: Pass}
+	c := Check{Name: CheckTrustPolicy, Status: Info}
 	host := strings.TrimPrefix(s.claims.Issuer, "https://")
 	account := "ACCOUNT"
 	partition := "aws"
@@ -295,11 +328,11 @@ func (s *state) trustCondition() Check {
 }
 
 func (s *state) checkSTS(ctx context.Context) {
-	c := Check{Name: "sts"}
+	c := Check{Name: CheckSTS}
 	switch s.env.Mode {
 	case irsa.InstanceRole, irsa.None:
 		if !s.o.AllowNodeRole || s.env.Mode == irsa.None {
-			c.Status, c.Detail = Skip, "no credentials to ask STS about (the instance metadata service is not probed)"
+			c.Status, c.Detail = Skip, "no credentials to ask STS about (the instance metadata service is not contacted)"
 			s.rep.add(c)
 			return
 		}
@@ -317,28 +350,36 @@ func (s *state) checkSTS(ctx context.Context) {
 		lo.AllowNodeRole = s.o.AllowNodeRole
 		lo.Audience = s.o.Audience
 		lo.RoleSessionName = "irsactl-doctor"
-		if s.o.HTTPClient != nil {
-			lo.HTTPClient = s.o.HTTPClient
+		lo.HTTPClient = s.hc
+		// One attempt: a diagnosis reports the first failure as it is,
+		// within the timeout, instead of retrying into it.
+		lo.ConfigOptions = append(lo.ConfigOptions, config.WithRetryMaxAttempts(1))
+		if s.env.Mode != irsa.InstanceRole {
+			// The chain of this environment does not end at the instance
+			// metadata service: never contact it.
+			lo.ConfigOptions = append(lo.ConfigOptions, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 		}
 	})
 	if err != nil {
 		c.Status, c.Cause, c.Detail = Fail, CauseEnvMisconfigured, err.Error()
-		if errors.Is(err, irsa.ErrNoRegion) {
-			c.Cause = CauseNoRegion
-			c.Fix = "set AWS_REGION (the EKS webhook sets it in pods)"
+		var tfe *irsa.TokenFileError
+		switch {
+		case errors.Is(err, irsa.ErrNoRegion):
+			c.Cause, c.Detail = CauseNoRegion, "no AWS region configured"
+			c.Fix = "set AWS_REGION (the EKS pod identity webhook sets it in pods)"
+		case errors.Is(err, irsa.ErrNodeRole):
+			c.Cause, c.Detail = CauseNodeRole, "refused: the node's instance role would be used"
+		case errors.As(err, &tfe):
+			c.Cause = CauseTokenUnreadable
 		}
 		s.rep.add(c)
 		return
 	}
-	endpoint := "https://sts." + sess.Region() + ".amazonaws.com (regional)"
-	if s.env.STSEndpoint != "" {
-		endpoint = s.env.STSEndpoint + " (AWS_ENDPOINT_URL_STS)"
-	}
+	endpoint := stsEndpoint(ctx, sess.Config())
 	id, err := sess.Identity(ctx)
 	if err != nil {
 		c.Status = Fail
-		c.Cause, c.Detail, c.Fix = explainSTS(err)
-		c.Detail = "STS " + endpoint + ": " + c.Detail
+		c.Cause, c.Detail, c.Fix = explainSTS(err, endpoint, s.o.Timeout)
 		s.rep.add(c)
 		return
 	}
@@ -350,13 +391,83 @@ func (s *state) checkSTS(ctx context.Context) {
 		if a, name, err := irsa.ParseRoleARN(s.env.RoleARN); err == nil && !strings.Contains(id.Arn, ":assumed-role/"+name+"/") {
 			c.Status = Warn
 			c.Detail += fmt.Sprintf(" — not the role %s", a)
+		} else if i := s.rep.index(CheckTrustPolicy); i >= 0 {
+			tp := &s.rep.Checks[i]
+			tp.Status = Pass
+			tp.Detail = "STS accepted this token for " + s.env.RoleARN + ": " + tp.Detail
 		}
 	}
 	s.rep.add(c)
 }
 
-// explainSTS maps a credential error to a cause, a detail and a fix.
-func explainSTS(err error) (Cause, string, string) {
+// stsEndpoint is the URL the SDK's STS client resolves for cfg: the
+// endpoint doctor's STS calls go to (AWS_ENDPOINT_URL_STS when set).
+func stsEndpoint(ctx context.Context, cfg aws.Config) string {
+	o := sts.NewFromConfig(cfg).Options()
+	params := sts.EndpointParameters{
+		Region:       aws.String(o.Region),
+		Endpoint:     o.BaseEndpoint,
+		UseFIPS:      aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+		UseDualStack: aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+	}
+	ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, params)
+	if err != nil {
+		return "(no endpoint: " + err.Error() + ")"
+	}
+	u := ep.URI.String()
+	if o.BaseEndpoint != nil {
+		u += " (AWS_ENDPOINT_URL_STS)"
+	}
+	return u
+}
+
+// netFailure describes a failure to reach a server: "connection refused",
+// "DNS lookup of HOST failed: ...", "no answer within 3s (timeout)", or ""
+// when err is not a network failure.
+func netFailure(err error, timeout time.Duration) string {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var ne net.Error
+	switch {
+	case errors.As(err, &dnsErr):
+		reason := dnsErr.Err
+		if dnsErr.IsNotFound {
+			reason = "no such host"
+		}
+		return fmt.Sprintf("DNS failure: the name %s does not resolve (%s)", dnsErr.Name, reason)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return fmt.Sprintf("timeout: no answer within %s", timeout)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to the host"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection was closed before an answer"
+	case errors.As(err, &opErr):
+		return "network error: " + opErr.Err.Error()
+	}
+	return ""
+}
+
+// tlsFailure describes a failed TLS handshake, or "".
+func tlsFailure(err error) string {
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	var cie x509.CertificateInvalidError
+	var rhe tls.RecordHeaderError
+	var ve *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie), errors.As(err, &ve):
+		return "TLS: the server's certificate is not trusted: " + errors.Unwrap(err).Error()
+	case errors.As(err, &rhe):
+		return "TLS: the server does not speak TLS (is the endpoint http://, or the port wrong?)"
+	}
+	return ""
+}
+
+// explainSTS maps a credential error to a cause, a detail naming the
+// endpoint tried, and a fix.
+func explainSTS(err error, endpoint string, timeout time.Duration) (Cause, string, string) {
 	var ce *irsa.CredentialError
 	fix := ""
 	if errors.As(err, &ce) {
@@ -371,67 +482,71 @@ func explainSTS(err error) (Cause, string, string) {
 	if code != "" {
 		detail = code + ": " + msg
 	}
-	if detail == "" {
-		detail = err.Error()
+	at := "STS " + endpoint + ": "
+	if code == "" {
+		if nf := netFailure(err, timeout); nf != "" {
+			return CauseSTSUnreachable, at + "unreachable: " + nf,
+				"allow egress from the pod to this endpoint (security groups, network policies, proxy), or create an STS interface VPC endpoint with private DNS; check AWS_ENDPOINT_URL_STS if it is set"
+		}
+		if tf := tlsFailure(err); tf != "" {
+			return CauseSTSTLS, at + tf, "check the endpoint's URL and the CA certificates in the image (a TLS-intercepting proxy needs its CA in the trust store)"
+		}
+		return CauseSTSFailed, at + err.Error(), fix
 	}
 	switch {
 	case errors.Is(err, irsa.ErrTrustPolicy):
-		return CauseTrustPolicy, "AssumeRoleWithWebIdentity refused (" + detail + "): the role's trust policy does not admit this token's sub/aud", fix
+		return CauseTrustPolicy, at + "AssumeRoleWithWebIdentity refused (" + detail + "): the role's trust policy does not admit this token's sub/aud", fix
 	case errors.Is(err, irsa.ErrOIDCProvider):
-		return CauseOIDCProvider, "AssumeRoleWithWebIdentity refused (" + detail + "): the token's issuer is not an IAM OIDC provider of the role's account", fix
+		return CauseOIDCProvider, at + "AssumeRoleWithWebIdentity refused (" + detail + "): the token's issuer is not an IAM OIDC provider of the role's account", fix
 	case errors.Is(err, irsa.ErrTokenExpired):
-		return CauseTokenExpired, "STS says the token expired (" + detail + ")", fix
+		return CauseTokenExpired, at + "the token expired (" + detail + ")", fix
 	case errors.Is(err, irsa.ErrInvalidToken):
-		return CauseInvalidToken, "STS rejected the token (" + detail + ")", fix
+		return CauseInvalidToken, at + "the token was rejected (" + detail + ")", fix
 	case errors.Is(err, irsa.ErrIDPCommunication):
-		return CauseIDPCommunication, detail, fix
-	case errors.Is(err, irsa.ErrCredentialsExpired):
-		return CauseSTSUnreachable, detail, fix
+		return CauseIDPCommunication, at + detail, fix
 	}
-	var rce *aws.RequestCanceledError
-	if code == "" || errors.As(err, &rce) || errors.Is(err, context.DeadlineExceeded) {
-		if fix == "" {
-			fix = "cannot reach STS: check egress to sts.REGION.amazonaws.com or the STS VPC endpoint"
-		}
-		return CauseSTSUnreachable, "STS unreachable: " + err.Error(), fix
-	}
-	return CauseSTSUnreachable, detail, fix
+	return CauseSTSFailed, at + detail, fix
 }
 
 func (s *state) checkGlobalSTS(ctx context.Context) {
-	c := Check{Name: "sts-global"}
+	c := Check{Name: CheckSTSGlobal}
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
-	hc := s.o.HTTPClient
-	if hc == nil {
-		hc = &http.Client{}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s.o.GlobalSTSEndpoint, "/")+"/", nil)
+	endpoint := strings.TrimRight(s.o.GlobalSTSEndpoint, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/", nil)
 	var probeErr error
 	if err != nil {
 		probeErr = err
-	} else if resp, err := hc.Do(req); err != nil {
+	} else if resp, err := s.hc.Do(req); err != nil {
 		probeErr = err
 	} else {
 		resp.Body.Close()
 	}
-	stsCheck, _ := s.rep.Check("sts")
+	why := ""
+	if probeErr != nil {
+		if why = netFailure(probeErr, s.o.Timeout); why == "" {
+			if why = tlsFailure(probeErr); why == "" {
+				why = probeErr.Error()
+			}
+		}
+	}
+	stsCheck, _ := s.rep.Check(CheckSTS)
 	switch {
 	case probeErr == nil:
 		c.Status = Pass
-		c.Detail = "global endpoint " + s.o.GlobalSTSEndpoint + " reachable"
+		c.Detail = "global endpoint " + endpoint + " reachable"
 		if stsCheck.Cause == CauseSTSUnreachable {
-			c.Status = Warn
+			c.Status, c.Cause = Warn, CauseSTSUnreachable
 			c.Detail += " while the regional one is not"
 			c.Fix = "allow egress to sts." + s.env.Region + ".amazonaws.com or create an STS interface VPC endpoint with private DNS"
 		}
 	case stsCheck.Status == Pass || stsCheck.Status == Warn:
 		c.Status, c.Cause = Warn, CauseSTSGlobalDown
-		c.Detail = fmt.Sprintf("global endpoint %s unreachable (%v) while the regional endpoint works: irsakit (aws-sdk-go-v2) always calls the regional endpoint, so this does not affect it", s.o.GlobalSTSEndpoint, probeErr)
+		c.Detail = fmt.Sprintf("global endpoint %s unreachable (%s) while the regional endpoint works: irsakit (aws-sdk-go-v2) always calls the regional endpoint, so this does not affect it", endpoint, why)
 		c.Fix = "nothing to do for irsakit; other tools in this pod that call sts.amazonaws.com need egress to it (private clusters reach only the regional STS VPC endpoint)"
 	default:
-		c.Status = Warn
-		c.Detail = fmt.Sprintf("global endpoint %s unreachable (%v)", s.o.GlobalSTSEndpoint, probeErr)
+		c.Status, c.Cause = Warn, CauseSTSGlobalDown
+		c.Detail = fmt.Sprintf("global endpoint %s unreachable (%s)", endpoint, why)
 	}
 	s.rep.add(c)
 }

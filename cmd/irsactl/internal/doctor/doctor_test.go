@@ -4,12 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/doctor"
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/policy"
@@ -94,14 +102,11 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// closedPort is a loopback URL nothing listens on: the "global" STS
-// endpoint of tests (never the real one).
+// closedPort is a loopback URL nothing listens on (never a real endpoint).
 func closedPort(t *testing.T) string {
 	t.Helper()
 	p, err := procs.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return fmt.Sprintf("http://127.0.0.1:%d", p)
 }
 
@@ -113,62 +118,218 @@ func useEnv(t *testing.T, env *awstest.Env) {
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", secretsSrv.URL())
 }
 
-func runDoctor(t *testing.T, env *awstest.Env, optFns ...func(*doctor.Options)) doctor.Report {
+// dialLog records every connection doctor opens through Options.Dial.
+type dialLog struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+func (d *dialLog) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.addrs = append(d.addrs, addr)
+	d.mu.Unlock()
+	return (&net.Dialer{}).DialContext(ctx, network, addr)
+}
+
+func (d *dialLog) dialled() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.addrs...)
+}
+
+// hostPort is the host:port of a URL.
+func hostPort(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	require.NoError(t, err)
+	return u.Host
+}
+
+// assertOnlyDialled fails if doctor opened a connection to any address
+// outside allowed: the global STS endpoint, the instance metadata service
+// or anything else the environment does not name.
+func assertOnlyDialled(t *testing.T, log *dialLog, allowed ...string) {
+	t.Helper()
+	ok := map[string]bool{}
+	for _, a := range allowed {
+		ok[a] = true
+	}
+	for _, a := range log.dialled() {
+		assert.True(t, ok[a], "doctor dialled %s, which the environment does not name (allowed: %v)", a, allowed)
+	}
+}
+
+// runDoctor runs doctor with the default timeout, every connection
+// recorded in the returned log.
+func runDoctor(t *testing.T, optFns ...func(*doctor.Options)) (doctor.Report, *dialLog) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	opts := append([]func(*doctor.Options){func(o *doctor.Options) {
-		o.GlobalSTSEndpoint = env.STS.URL() // reachable stand-in
-		o.Timeout = 10 * time.Second
-	}}, optFns...)
+	log := &dialLog{}
+	opts := append([]func(*doctor.Options){func(o *doctor.Options) { o.Dial = log.dial }}, optFns...)
 	rep := doctor.Run(ctx, opts...)
 	var b strings.Builder
-	rep.WriteText(&b)
+	require.NoError(t, rep.WriteText(&b))
 	t.Log("\n" + b.String())
-	return rep
+	return rep, log
 }
 
 func wantCheck(t *testing.T, rep doctor.Report, name string, status doctor.Status, cause doctor.Cause) doctor.Check {
 	t.Helper()
 	c, ok := rep.Check(name)
-	if !ok {
-		t.Fatalf("no %q check in %+v", name, rep.Checks)
-	}
-	if c.Status != status || c.Cause != cause {
-		t.Fatalf("check %s = %s/%q (%s), want %s/%q", name, c.Status, c.Cause, c.Detail, status, cause)
-	}
+	require.True(t, ok, "no %q check in %+v", name, rep.Checks)
+	require.Equal(t, status, c.Status, "check %s: %s/%q (%s)", name, c.Status, c.Cause, c.Detail)
+	require.Equal(t, cause, c.Cause, "check %s: %s/%q (%s)", name, c.Status, c.Cause, c.Detail)
 	return c
 }
 
 func TestHealthyIRSA(t *testing.T) {
 	useEnv(t, shared)
-	rep := runDoctor(t, shared, func(o *doctor.Options) {
+	rep, log := runDoctor(t, func(o *doctor.Options) {
 		o.RDS = &doctor.RDSProbe{Endpoint: pgFront.Addr(), User: "app", Database: "app", CAFile: pgFront.CAFile()}
 		o.Redis = &doctor.RedisProbe{Endpoint: redisSrv.Addr(), CacheName: cacheName, User: "app", CAFile: redisCA}
 		o.Secret = &doctor.SecretProbe{SecretID: "prod/app/api-key"}
 	})
-	if rep.Failed() {
-		t.Fatalf("healthy environment failed: %v", rep.Causes())
-	}
-	if rep.Mode != "web-identity" {
-		t.Errorf("mode = %q", rep.Mode)
-	}
-	if !strings.Contains(rep.Identity, ":assumed-role/mcp-server-role/") {
-		t.Errorf("identity = %q", rep.Identity)
-	}
-	for _, name := range []string{"credential-mode", "token-file", "token-claims", "trust-policy", "sts", "sts-global", "rds", "elasticache", "secret"} {
+	require.False(t, rep.Failed(), "healthy environment failed: %v", rep.Causes())
+	assert.Equal(t, doctor.StatusOK, rep.Status)
+	assert.Equal(t, "web-identity", rep.Mode)
+	assert.Contains(t, rep.Identity, ":assumed-role/mcp-server-role/")
+	for _, name := range []string{doctor.CheckCredentialMode, doctor.CheckTokenFile, doctor.CheckTokenClaims, doctor.CheckTrustPolicy,
+		doctor.CheckSTS, doctor.CheckRDS, doctor.CheckElastiCache, doctor.CheckSecret} {
 		wantCheck(t, rep, name, doctor.Pass, "")
 	}
-	tp, _ := rep.Check("trust-policy")
-	if !strings.Contains(tp.Detail, shared.Issuer.HostPath()+`:sub = "system:serviceaccount:mcp:mcp-server"`) {
-		t.Errorf("trust-policy detail lacks the sub condition: %s", tp.Detail)
-	}
+	// The region is only read from the environment: stated, not verified.
+	wantCheck(t, rep, doctor.CheckRegion, doctor.Info, "")
+	_, probed := rep.Check(doctor.CheckSTSGlobal)
+	assert.False(t, probed, "the global STS endpoint was probed without --global-sts")
+	tp, _ := rep.Check(doctor.CheckTrustPolicy)
+	assert.Contains(t, tp.Detail, shared.Issuer.HostPath()+`:sub = "system:serviceaccount:mcp:mcp-server"`)
+	sts, _ := rep.Check(doctor.CheckSTS)
+	assert.Contains(t, sts.Detail, shared.STS.URL(), "the STS check names the endpoint it asked")
+	assertOnlyDialled(t, log, hostPort(t, shared.STS.URL()), pgFront.Addr(), redisSrv.Addr(), hostPort(t, secretsSrv.URL()))
+
 	var js strings.Builder
-	if err := rep.WriteJSON(&js); err != nil {
-		t.Fatal(err)
+	require.NoError(t, rep.WriteJSON(&js))
+	assert.NotContains(t, js.String(), "s3cr3t-value")
+	assert.NotContains(t, js.String(), "X-Amz-Signature")
+	assert.Contains(t, js.String(), `"status": "ok"`)
+}
+
+// TestUnreachableSTS: each way of not reaching STS is named for what was
+// tried, within the default timeout, and nothing but the endpoint the
+// environment names is contacted (no global STS, no instance metadata).
+func TestUnreachableSTS(t *testing.T) {
+	// Accepts connections into its backlog but never answers: a blackhole.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer silent.Close()
+	refused := closedPort(t)
+	cases := []struct {
+		name, endpoint, dialled, want string
+	}{
+		{"connection refused", refused, hostPort(t, refused), "connection refused"},
+		{"no answer", "http://" + silent.Addr().String(), silent.Addr().String(), "timeout: no answer within " + doctor.DefaultTimeout.String()},
+		{"DNS failure", "https://sts.irsakit-test.invalid", "sts.irsakit-test.invalid:443", "DNS failure: the name sts.irsakit-test.invalid does not resolve"},
 	}
-	if strings.Contains(js.String(), "s3cr3t-value") || strings.Contains(js.String(), "X-Amz-Signature") {
-		t.Fatal("the report leaks a secret or a token")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := awstest.Start(t)
+			useEnv(t, env)
+			t.Setenv("AWS_ENDPOINT_URL_STS", tc.endpoint)
+			t.Setenv("AWS_STS_REGIONAL_ENDPOINTS", "") // the global endpoint stays uncontacted all the same
+			rep, log := runDoctor(t)
+			c := wantCheck(t, rep, doctor.CheckSTS, doctor.Fail, doctor.CauseSTSUnreachable)
+			assert.Contains(t, c.Detail, tc.want)
+			assert.Contains(t, c.Detail, tc.endpoint+" (AWS_ENDPOINT_URL_STS)", "the detail names the endpoint tried")
+			assert.NotEmpty(t, c.Fix)
+			assert.Equal(t, doctor.StatusFail, rep.Status)
+			// The trust policy was never judged: not shown as verified, and
+			// its hint is not presented as the fix.
+			wantCheck(t, rep, doctor.CheckTrustPolicy, doctor.Info, "")
+			var text strings.Builder
+			require.NoError(t, rep.WriteText(&text))
+			assert.Contains(t, text.String(), "[info] trust-policy: ")
+			assert.NotContains(t, text.String(), "fix: irsactl policy trust")
+			assert.NotEmpty(t, log.dialled(), "the STS endpoint was not tried")
+			assertOnlyDialled(t, log, tc.dialled)
+		})
+	}
+}
+
+// TestDialReachesEveryConnection is the control for the tests above: the
+// global STS probe (opt-in) and the instance metadata service (when the
+// chain uses it) do go through Options.Dial, so their absence there means
+// they were not contacted.
+func TestDialReachesEveryConnection(t *testing.T) {
+	t.Run("global STS on request", func(t *testing.T) {
+		useEnv(t, shared)
+		global := closedPort(t)
+		rep, log := runDoctor(t, func(o *doctor.Options) { o.GlobalSTS, o.GlobalSTSEndpoint = true, global })
+		wantCheck(t, rep, doctor.CheckSTSGlobal, doctor.Warn, doctor.CauseSTSGlobalDown)
+		assert.Contains(t, log.dialled(), hostPort(t, global))
+	})
+}
+
+// imdsCounter stands in for the instance metadata service: it counts the
+// requests it gets and answers none usefully.
+func imdsCounter(t *testing.T) (url string, requests func() int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		http.Error(w, "not an instance", http.StatusNotFound)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, n.Load
+}
+
+// TestInstanceMetadataOnlyWhenTheChainUsesIt: the instance metadata
+// service (pointed at a counting stand-in, with IMDS enabled as on a
+// node) is asked only with --allow-node-role in a pod without IRSA, never
+// in the other modes, whatever fails.
+func TestInstanceMetadataOnlyWhenTheChainUsesIt(t *testing.T) {
+	cases := []struct {
+		name      string
+		env       func(t *testing.T, env *awstest.Env)
+		allowNode bool
+		wantIMDS  bool
+	}{
+		{"IRSA", func(t *testing.T, env *awstest.Env) {}, false, false},
+		{"IRSA, STS refusing connections", func(t *testing.T, env *awstest.Env) {
+			t.Setenv("AWS_ENDPOINT_URL_STS", closedPort(t))
+		}, false, false},
+		{"pod without IRSA", func(t *testing.T, env *awstest.Env) {
+			os.Unsetenv("AWS_ROLE_ARN")
+			os.Unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE")
+			t.Setenv("KUBERNETES_SERVICE_HOST", "10.100.0.1")
+		}, false, false},
+		{"outside a pod, no credentials", func(t *testing.T, env *awstest.Env) {
+			os.Unsetenv("AWS_ROLE_ARN")
+			os.Unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE")
+		}, false, false},
+		{"pod without IRSA, --allow-node-role", func(t *testing.T, env *awstest.Env) {
+			os.Unsetenv("AWS_ROLE_ARN")
+			os.Unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE")
+			t.Setenv("KUBERNETES_SERVICE_HOST", "10.100.0.1")
+		}, true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := awstest.Start(t)
+			useEnv(t, env)
+			imdsURL, requests := imdsCounter(t)
+			t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
+			t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imdsURL)
+			tc.env(t, env)
+			rep, _ := runDoctor(t, func(o *doctor.Options) { o.AllowNodeRole = tc.allowNode })
+			if tc.wantIMDS {
+				assert.Positive(t, requests(), "the chain ends at the instance metadata service, so doctor asks it")
+				c, _ := rep.Check(doctor.CheckSTS)
+				assert.Equal(t, doctor.Fail, c.Status)
+			} else {
+				assert.Zero(t, requests(), "doctor asked the instance metadata service")
+			}
+		})
 	}
 }
 
@@ -186,45 +347,37 @@ func TestTokenFileCauses(t *testing.T) {
 			o.ReadFile = func(p string) ([]byte, error) {
 				return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
 			}
-		}, "token-file", doctor.CauseTokenUnreadable},
+		}, doctor.CheckTokenFile, doctor.CauseTokenUnreadable},
 		{"missing", func(t *testing.T, env *awstest.Env, o *doctor.Options) {
 			t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", filepath.Join(env.Dir, "nope"))
-		}, "token-file", doctor.CauseTokenMissing},
+		}, doctor.CheckTokenFile, doctor.CauseTokenMissing},
 		{"expired", func(t *testing.T, env *awstest.Env, o *doctor.Options) {
-			if _, err := env.Issuer.WriteTokenFile(env.TokenFile, env.Subject, oidc.Expired()); err != nil {
-				t.Fatal(err)
-			}
-		}, "token-claims", doctor.CauseTokenExpired},
+			_, err := env.Issuer.WriteTokenFile(env.TokenFile, env.Subject, oidc.Expired())
+			require.NoError(t, err)
+		}, doctor.CheckTokenClaims, doctor.CauseTokenExpired},
 		{"audience", func(t *testing.T, env *awstest.Env, o *doctor.Options) {
-			if _, err := env.Issuer.WriteTokenFile(env.TokenFile, env.Subject, oidc.WithAudience("vault")); err != nil {
-				t.Fatal(err)
-			}
-		}, "token-claims", doctor.CauseTokenAudience},
+			_, err := env.Issuer.WriteTokenFile(env.TokenFile, env.Subject, oidc.WithAudience("vault"))
+			require.NoError(t, err)
+		}, doctor.CheckTokenClaims, doctor.CauseTokenAudience},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			env := awstest.Start(t)
 			useEnv(t, env)
-			var setup func(*doctor.Options)
 			holder := &doctor.Options{}
 			tc.setup(t, env, holder)
-			setup = func(o *doctor.Options) {
+			rep, _ := runDoctor(t, func(o *doctor.Options) {
 				if holder.ReadFile != nil {
 					o.ReadFile = holder.ReadFile
 				}
-			}
-			rep := runDoctor(t, env, setup)
+			})
 			c := wantCheck(t, rep, tc.check, doctor.Fail, tc.cause)
-			if c.Fix == "" {
-				t.Error("no fix hint")
+			assert.NotEmpty(t, c.Fix)
+			if tc.cause == doctor.CauseTokenUnreadable {
+				assert.Contains(t, c.Fix, "fsGroup")
 			}
-			if tc.cause == doctor.CauseTokenUnreadable && !strings.Contains(c.Fix, "fsGroup") {
-				t.Errorf("fix does not mention fsGroup: %s", c.Fix)
-			}
-			wantCheck(t, rep, "sts", doctor.Skip, "")
-			if got := env.STS.Calls("AssumeRoleWithWebIdentity"); got != 0 {
-				t.Errorf("doctor sent a bad token to STS (%d calls)", got)
-			}
+			wantCheck(t, rep, doctor.CheckSTS, doctor.Skip, "")
+			assert.Zero(t, env.STS.Calls("AssumeRoleWithWebIdentity"), "doctor sent a bad token to STS")
 		})
 	}
 }
@@ -234,34 +387,42 @@ func TestSTSRefusals(t *testing.T) {
 		env := awstest.Start(t)
 		useEnv(t, env)
 		// The pod runs as another service account than the role trusts.
-		if _, err := env.Issuer.WriteTokenFile(env.TokenFile, oidc.ServiceAccountSubject("mcp", "default")); err != nil {
-			t.Fatal(err)
-		}
-		rep := runDoctor(t, env)
-		c := wantCheck(t, rep, "sts", doctor.Fail, doctor.CauseTrustPolicy)
-		if !strings.Contains(c.Detail, "AccessDenied") || !strings.Contains(c.Fix, "system:serviceaccount:mcp:default") {
-			t.Errorf("detail/fix do not name AccessDenied and the subject: %s / %s", c.Detail, c.Fix)
-		}
-		if env.STS.Calls("AssumeRoleWithWebIdentity") == 0 {
-			t.Error("STS was not asked")
-		}
+		_, err := env.Issuer.WriteTokenFile(env.TokenFile, oidc.ServiceAccountSubject("mcp", "default"))
+		require.NoError(t, err)
+		rep, _ := runDoctor(t)
+		c := wantCheck(t, rep, doctor.CheckSTS, doctor.Fail, doctor.CauseTrustPolicy)
+		assert.Contains(t, c.Detail, "AccessDenied")
+		assert.Contains(t, c.Fix, "system:serviceaccount:mcp:default")
+		assert.NotZero(t, env.STS.Calls("AssumeRoleWithWebIdentity"), "STS was not asked")
+		wantCheck(t, rep, doctor.CheckTrustPolicy, doctor.Info, "")
 	})
 	t.Run("OIDC provider unknown", func(t *testing.T) {
 		env := awstest.Start(t)
 		useEnv(t, env)
 		env.IAM.RemoveOIDCProvider(env.Issuer.URL())
-		rep := runDoctor(t, env)
-		c := wantCheck(t, rep, "sts", doctor.Fail, doctor.CauseOIDCProvider)
-		if !strings.Contains(c.Detail, "InvalidIdentityToken") || !strings.Contains(c.Fix, "associate-iam-oidc-provider") {
-			t.Errorf("detail/fix: %s / %s", c.Detail, c.Fix)
-		}
+		rep, _ := runDoctor(t)
+		c := wantCheck(t, rep, doctor.CheckSTS, doctor.Fail, doctor.CauseOIDCProvider)
+		assert.Contains(t, c.Detail, "InvalidIdentityToken")
+		assert.Contains(t, c.Fix, "associate-iam-oidc-provider")
 	})
-	t.Run("STS down", func(t *testing.T) {
+	t.Run("STS closes every connection", func(t *testing.T) {
 		env := awstest.Start(t)
 		useEnv(t, env)
 		env.STS.SetDown(true)
-		rep := runDoctor(t, env, func(o *doctor.Options) { o.Timeout = 5 * time.Second })
-		wantCheck(t, rep, "sts", doctor.Fail, doctor.CauseSTSUnreachable)
+		rep, _ := runDoctor(t)
+		c := wantCheck(t, rep, doctor.CheckSTS, doctor.Fail, doctor.CauseSTSUnreachable)
+		assert.Contains(t, c.Detail, env.STS.URL())
+		assert.Contains(t, c.Detail, "closed before an answer")
+	})
+	t.Run("STS answers with a server error", func(t *testing.T) {
+		env := awstest.Start(t)
+		useEnv(t, env)
+		env.STS.FailNext(1, "ServiceUnavailable")
+		rep, _ := runDoctor(t)
+		// STS was reached and answered: not "unreachable".
+		c := wantCheck(t, rep, doctor.CheckSTS, doctor.Fail, doctor.CauseSTSFailed)
+		assert.Contains(t, c.Detail, env.STS.URL())
+		assert.Contains(t, c.Detail, "ServiceUnavailable")
 	})
 }
 
@@ -272,18 +433,13 @@ func TestNodeRoleFallback(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "10.100.0.1")
 	os.Unsetenv("AWS_ROLE_ARN")
 	os.Unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE")
-	rep := runDoctor(t, env)
-	c := wantCheck(t, rep, "credential-mode", doctor.Fail, doctor.CauseNodeRole)
-	if !strings.Contains(c.Fix, "eks.amazonaws.com/role-arn") {
-		t.Errorf("fix: %s", c.Fix)
-	}
-	if rep.Mode != "instance-role" {
-		t.Errorf("mode = %s", rep.Mode)
-	}
-	wantCheck(t, rep, "sts", doctor.Skip, "")
-	if !rep.Failed() {
-		t.Error("report not failed")
-	}
+	rep, log := runDoctor(t)
+	c := wantCheck(t, rep, doctor.CheckCredentialMode, doctor.Fail, doctor.CauseNodeRole)
+	assert.Contains(t, c.Fix, "eks.amazonaws.com/role-arn")
+	assert.Equal(t, "instance-role", rep.Mode)
+	wantCheck(t, rep, doctor.CheckSTS, doctor.Skip, "")
+	assert.True(t, rep.Failed())
+	assert.Empty(t, log.dialled())
 }
 
 // irsakit always calls the regional STS endpoint, whatever
@@ -294,22 +450,19 @@ func TestGlobalSTSUnreachableRegionalWorks(t *testing.T) {
 		t.Run("AWS_STS_REGIONAL_ENDPOINTS="+regional, func(t *testing.T) {
 			useEnv(t, shared)
 			t.Setenv("AWS_STS_REGIONAL_ENDPOINTS", regional)
-			rep := runDoctor(t, shared, func(o *doctor.Options) { o.GlobalSTSEndpoint = closedPort(t) })
-			wantCheck(t, rep, "sts", doctor.Pass, "")
-			c := wantCheck(t, rep, "sts-global", doctor.Warn, doctor.CauseSTSGlobalDown)
+			global := closedPort(t)
+			rep, _ := runDoctor(t, func(o *doctor.Options) { o.GlobalSTS, o.GlobalSTSEndpoint = true, global })
+			wantCheck(t, rep, doctor.CheckSTS, doctor.Pass, "")
+			c := wantCheck(t, rep, doctor.CheckSTSGlobal, doctor.Warn, doctor.CauseSTSGlobalDown)
+			assert.Contains(t, c.Detail, "connection refused")
+			assert.Contains(t, c.Detail, "regional endpoint")
 			for _, chk := range rep.Checks {
 				for _, text := range []string{chk.Detail, chk.Fix} {
-					if strings.Contains(text, "STS_REGIONAL") || strings.Contains(text, "sts-regional-endpoints") {
-						t.Errorf("check %s advises the regional-endpoints setting: %s", chk.Name, text)
-					}
+					assert.NotContains(t, text, "STS_REGIONAL", "check %s advises the regional-endpoints setting", chk.Name)
+					assert.NotContains(t, text, "sts-regional-endpoints", "check %s advises the regional-endpoints setting", chk.Name)
 				}
 			}
-			if !strings.Contains(c.Detail, "regional endpoint") {
-				t.Errorf("detail: %s", c.Detail)
-			}
-			if rep.Failed() {
-				t.Error("an unreachable global endpoint failed the report")
-			}
+			assert.False(t, rep.Failed(), "an unreachable global endpoint failed the report")
 		})
 	}
 }
@@ -317,35 +470,34 @@ func TestGlobalSTSUnreachableRegionalWorks(t *testing.T) {
 func TestRDSCauses(t *testing.T) {
 	useEnv(t, shared)
 	t.Run("endpoint without port", func(t *testing.T) {
-		rep := runDoctor(t, shared, func(o *doctor.Options) {
+		rep, _ := runDoctor(t, func(o *doctor.Options) {
 			o.RDS = &doctor.RDSProbe{Endpoint: "127.0.0.1", User: "app", CAFile: pgFront.CAFile()}
 		})
-		c := wantCheck(t, rep, "rds", doctor.Fail, doctor.CauseRDSNoPort)
-		if !strings.Contains(c.Fix, "127.0.0.1:5432") {
-			t.Errorf("fix: %s", c.Fix)
-		}
+		c := wantCheck(t, rep, doctor.CheckRDS, doctor.Fail, doctor.CauseRDSNoPort)
+		assert.Contains(t, c.Fix, "127.0.0.1:5432")
 	})
 	t.Run("IAM login without TLS", func(t *testing.T) {
 		before := pgFront.Accepted()
-		rep := runDoctor(t, shared, func(o *doctor.Options) {
+		rep, _ := runDoctor(t, func(o *doctor.Options) {
 			o.RDS = &doctor.RDSProbe{Endpoint: pgFront.Addr(), User: "app", Database: "app", SSLMode: "disable"}
 		})
-		c := wantCheck(t, rep, "rds", doctor.Fail, doctor.CauseRDSNoTLS)
-		if !strings.Contains(c.Detail, "the server answered a plaintext login") {
-			t.Errorf("the front was not asked: %s", c.Detail)
-		}
-		if pgFront.Accepted() != before {
-			t.Error("a plaintext login was accepted")
-		}
+		c := wantCheck(t, rep, doctor.CheckRDS, doctor.Fail, doctor.CauseRDSNoTLS)
+		assert.Contains(t, c.Detail, "the server answered a plaintext login", "the front was not asked")
+		assert.Equal(t, before, pgFront.Accepted(), "a plaintext login was accepted")
 	})
 	t.Run("user not allowed", func(t *testing.T) {
-		rep := runDoctor(t, shared, func(o *doctor.Options) {
+		rep, _ := runDoctor(t, func(o *doctor.Options) {
 			o.RDS = &doctor.RDSProbe{Endpoint: pgFront.Addr(), User: "postgres", CAFile: pgFront.CAFile()}
 		})
-		c := wantCheck(t, rep, "rds", doctor.Fail, doctor.CauseRDSAuth)
-		if !strings.Contains(c.Detail, "PAM authentication failed") {
-			t.Errorf("detail: %s", c.Detail)
-		}
+		c := wantCheck(t, rep, doctor.CheckRDS, doctor.Fail, doctor.CauseRDSAuth)
+		assert.Contains(t, c.Detail, "PAM authentication failed")
+	})
+	t.Run("nothing listening", func(t *testing.T) {
+		rep, _ := runDoctor(t, func(o *doctor.Options) {
+			o.RDS = &doctor.RDSProbe{Endpoint: hostPort(t, closedPort(t)), User: "app", CAFile: pgFront.CAFile()}
+		})
+		c := wantCheck(t, rep, doctor.CheckRDS, doctor.Fail, doctor.CauseRDSUnreachable)
+		assert.Contains(t, c.Detail, "connection refused")
 	})
 }
 
@@ -353,24 +505,19 @@ func TestRDSCauses(t *testing.T) {
 func elasticacheToken(t *testing.T, user string, at time.Time) string {
 	t.Helper()
 	p, err := shared.SessionCredentials(time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := p.Retrieve(context.Background())
+	require.NoError(t, err)
+	c, err := p.Retrieve(context.Background())
+	require.NoError(t, err)
 	tok, err := presign.Token(context.Background(), c, "elasticache", shared.Region, cacheName,
 		url.Values{"Action": {"connect"}, "User": {user}}, 15*time.Minute, at)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return tok
 }
 
 func writeToken(t *testing.T, tok string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(p, []byte(tok), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(p, []byte(tok), 0o600))
 	return p
 }
 
@@ -395,30 +542,49 @@ func TestElastiCacheCauses(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			failedBefore := redisSrv.Stats().AuthFailed
-			rep := runDoctor(t, shared, tc.opt)
-			c := wantCheck(t, rep, "elasticache", doctor.Fail, tc.cause)
+			rep, log := runDoctor(t, tc.opt)
+			c := wantCheck(t, rep, doctor.CheckElastiCache, doctor.Fail, tc.cause)
 			if tc.cause != doctor.CauseRedisNoTLS {
-				if !strings.Contains(c.Detail, "WRONGPASS") {
-					t.Errorf("detail lacks the server's answer: %s", c.Detail)
-				}
-				if redisSrv.Stats().AuthFailed == failedBefore {
-					t.Error("the front saw no failed AUTH")
-				}
+				assert.Contains(t, c.Detail, "WRONGPASS", "detail lacks the server's answer")
+				assert.NotEqual(t, failedBefore, redisSrv.Stats().AuthFailed, "the front saw no failed AUTH")
 			}
-			if strings.Contains(c.Detail+c.Fix, "X-Amz-Signature") {
-				t.Error("token leaked into the report")
-			}
+			assert.NotContains(t, c.Detail+c.Fix, "X-Amz-Signature", "token leaked into the report")
+			assert.Contains(t, log.dialled(), redisSrv.Addr(), "the cache connection bypassed Options.Dial")
 		})
 	}
 }
 
 func TestSecretProbe(t *testing.T) {
 	useEnv(t, shared)
-	rep := runDoctor(t, shared, func(o *doctor.Options) { o.Secret = &doctor.SecretProbe{SecretID: "prod/other"} })
-	wantCheck(t, rep, "secret", doctor.Fail, doctor.CauseSecretDenied)
-	rep = runDoctor(t, shared, func(o *doctor.Options) { o.Secret = &doctor.SecretProbe{SecretID: "prod/app/missing"} })
-	c, _ := rep.Check("secret")
-	if c.Status != doctor.Fail || (c.Cause != doctor.CauseSecretDenied && c.Cause != doctor.CauseSecretNotFound) {
-		t.Errorf("missing secret: %+v", c)
+	rep, _ := runDoctor(t, func(o *doctor.Options) { o.Secret = &doctor.SecretProbe{SecretID: "prod/other"} })
+	wantCheck(t, rep, doctor.CheckSecret, doctor.Fail, doctor.CauseSecretDenied)
+	rep, _ = runDoctor(t, func(o *doctor.Options) { o.Secret = &doctor.SecretProbe{SecretID: "prod/app/missing"} })
+	c, _ := rep.Check(doctor.CheckSecret)
+	assert.Equal(t, doctor.Fail, c.Status)
+	assert.Contains(t, []doctor.Cause{doctor.CauseSecretDenied, doctor.CauseSecretNotFound}, c.Cause)
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", closedPort(t))
+	rep, _ = runDoctor(t, func(o *doctor.Options) { o.Secret = &doctor.SecretProbe{SecretID: "prod/app/api-key"} })
+	c = wantCheck(t, rep, doctor.CheckSecret, doctor.Fail, doctor.CauseSecretUnreachable)
+	assert.Contains(t, c.Detail, "connection refused")
+}
+
+func TestReportStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		checks []doctor.Status
+		want   string
+	}{
+		{"all passed", []doctor.Status{doctor.Pass, doctor.Pass}, doctor.StatusOK},
+		{"a warning", []doctor.Status{doctor.Pass, doctor.Warn}, doctor.StatusWarn},
+		{"a failure", []doctor.Status{doctor.Pass, doctor.Warn, doctor.Fail}, doctor.StatusFail},
+		{"nothing verified", []doctor.Status{doctor.Info, doctor.Skip}, doctor.StatusWarn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rep doctor.Report
+			for i, st := range tc.checks {
+				rep.Checks = append(rep.Checks, doctor.Check{Name: fmt.Sprint(i), Status: st})
+			}
+			assert.Equal(t, tc.want, doctor.Overall(rep))
+		})
 	}
 }

@@ -86,7 +86,7 @@ func tlsConfig(caFile, serverName string, verify bool) (*tls.Config, error) {
 }
 
 func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
-	c := Check{Name: "rds"}
+	c := Check{Name: CheckRDS}
 	host, port, err := authtoken.SplitRDSEndpoint(p.Endpoint)
 	if err != nil {
 		c.Status, c.Detail = Fail, err.Error()
@@ -98,7 +98,7 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 		return c
 	}
 	if p.User == "" {
-		return Check{Name: "rds", Status: Fail, Cause: CauseRDSBadEndpoint, Detail: "no database user", Fix: "pass --db-user"}
+		return Check{Name: CheckRDS, Status: Fail, Cause: CauseRDSBadEndpoint, Detail: "no database user", Fix: "pass --db-user"}
 	}
 	if p.Database == "" {
 		p.Database = "postgres"
@@ -111,8 +111,8 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
-	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=%s connect_timeout=%d",
-		host, port, quoteDSN(p.User), quoteDSN(p.Database), p.SSLMode, int(s.o.Timeout.Seconds()))
+	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=%s",
+		host, port, quoteDSN(p.User), quoteDSN(p.Database), p.SSLMode)
 	if p.CAFile != "" {
 		dsn += " sslrootcert=" + quoteDSN(p.CAFile)
 	}
@@ -120,11 +120,12 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 	case "disable", "allow", "prefer":
 		c.Status, c.Cause = Fail, CauseRDSNoTLS
 		c.Detail = fmt.Sprintf("sslmode=%s: RDS IAM database authentication requires TLS; the token was withheld", p.SSLMode)
-		c.Fix = "connect with sslmode=verify-full and sslrootcert=global-bundle.pem (or at least sslmode=require); rdsauth.NewPool refuses weaker modes"
+		c.Fix = "connect with sslmode=verify-full and sslrootcert=global-bundle.pem (or at least sslmode=require); the irsakit library refuses weaker modes"
 		cfg, err := pgconn.ParseConfig(dsn)
 		if err == nil {
 			cfg.Password = "irsactl-doctor-token-withheld"
 			cfg.Fallbacks = nil
+			s.pgDial(cfg)
 			conn, err := pgconn.ConnectConfig(ctx, cfg)
 			if err == nil {
 				conn.Close(ctx)
@@ -137,7 +138,7 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 	}
 	cfgAWS, ok := s.config()
 	if !ok {
-		return skipNoCreds("rds")
+		return skipNoCreds(CheckRDS)
 	}
 	region := p.Region
 	if region == "" {
@@ -157,6 +158,7 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 		return c
 	}
 	cfg.Password = tok
+	s.pgDial(cfg)
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		c.Status = Fail
@@ -167,9 +169,19 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 			c.Fix = fmt.Sprintf("check, in order: the role may rds-db:connect on arn:aws:rds-db:%s:ACCOUNT:dbuser:RESOURCE_ID/%s (irsactl policy rds); the user exists with GRANT rds_iam TO %s; IAM authentication is enabled on the cluster; the token is signed for the host:port you dial and region %s", region, p.User, p.User, region)
 			return c
 		}
+		if tf := tlsFailure(err); tf != "" {
+			c.Cause = CauseRDSBadEndpoint
+			c.Detail = fmt.Sprintf("cannot connect to %s: %s", p.Endpoint, scrub(tf, tok))
+			c.Fix = "pass the RDS CA bundle with --db-ca (curl -fsSLO https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) and connect to the endpoint name its certificate carries"
+			return c
+		}
 		c.Cause = CauseRDSUnreachable
-		c.Detail = fmt.Sprintf("cannot connect to %s: %s", p.Endpoint, scrub(err.Error(), tok))
-		c.Fix = "check the security group allows the pod to reach the cluster on its port, and the CA file for verify-full"
+		why := netFailure(err, s.o.Timeout)
+		if why == "" {
+			why = err.Error()
+		}
+		c.Detail = fmt.Sprintf("cannot connect to %s: %s", p.Endpoint, scrub(why, tok))
+		c.Fix = "check the security group allows the pod to reach the cluster on its port"
 		return c
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
@@ -181,6 +193,14 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 	c.Status = Pass
 	c.Detail = fmt.Sprintf("IAM login to %s/%s as %s over TLS (sslmode=%s), PostgreSQL %s", p.Endpoint, p.Database, string(res.Rows[0][0]), p.SSLMode, string(res.Rows[0][1]))
 	return c
+}
+
+// pgDial routes the connection through Options.Dial, host names
+// unresolved so the dialer sees what is contacted.
+func (s *state) pgDial(cfg *pgconn.Config) {
+	cfg.DialFunc = s.o.Dial
+	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
+	cfg.ConnectTimeout = s.o.Timeout
 }
 
 func quoteDSN(s string) string {
@@ -207,7 +227,7 @@ func scrub(msg, tok string) string {
 }
 
 func (s *state) checkRedis(ctx context.Context, p RedisProbe) Check {
-	c := Check{Name: "elasticache"}
+	c := Check{Name: CheckElastiCache}
 	host, _, err := net.SplitHostPort(p.Endpoint)
 	if err != nil || host == "" {
 		c.Status, c.Cause = Fail, CauseRedisBadEndpoint
@@ -217,16 +237,28 @@ func (s *state) checkRedis(ctx context.Context, p RedisProbe) Check {
 	if p.CacheName == "" || p.User == "" {
 		c.Status, c.Cause = Fail, CauseRedisBadEndpoint
 		c.Detail = "need the cache name (replication group id or serverless cache name) and the user id"
-		c.Fix = "pass --cache NAME --user USER_ID"
+		c.Fix = "pass --cache NAME --cache-user USER_ID"
 		return c
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
 	opts := &redis.Options{Addr: p.Endpoint, Username: p.User, DialTimeout: s.o.Timeout, MaxRetries: -1, DisableIdentity: true, Protocol: 2}
+	opts.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := s.o.Dial(ctx, network, addr)
+		if err != nil || opts.TLSConfig == nil {
+			return conn, err
+		}
+		tc := tls.Client(conn, opts.TLSConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
 	if p.NoTLS {
 		c.Status, c.Cause = Fail, CauseRedisNoTLS
 		c.Detail = "plaintext connection: ElastiCache IAM authentication requires in-transit encryption; the token was withheld"
-		c.Fix = "enable TLS in the client (go-redis: Options.TLSConfig; redis-cli --tls) and in-transit encryption on the cache"
+		c.Fix = "enable TLS in the client (redis-cli --tls --cacert FILE) and in-transit encryption on the cache"
 		rc := redis.NewClient(opts)
 		defer rc.Close()
 		if err := rc.Ping(ctx).Err(); err != nil {
@@ -254,7 +286,7 @@ func (s *state) checkRedis(ctx context.Context, p RedisProbe) Check {
 	} else {
 		cfgAWS, ok := s.config()
 		if !ok {
-			return skipNoCreds("elasticache")
+			return skipNoCreds(CheckElastiCache)
 		}
 		region := p.Region
 		if region == "" {
@@ -285,8 +317,16 @@ func (s *state) checkRedis(ctx context.Context, p RedisProbe) Check {
 	c.Status = Fail
 	if !strings.Contains(msg, "WRONGPASS") {
 		c.Cause = CauseRedisUnreachable
+		if tf := tlsFailure(err); tf != "" {
+			c.Detail = fmt.Sprintf("cannot talk to %s: %s", p.Endpoint, tf)
+			c.Fix = "check that in-transit encryption is on (IAM needs it) and --cache-ca names the CA that signed the cache's certificate (default: the system roots, which trust ElastiCache)"
+			return c
+		}
+		if nf := netFailure(err, s.o.Timeout); nf != "" {
+			msg = nf
+		}
 		c.Detail = fmt.Sprintf("cannot talk to %s: %s", p.Endpoint, msg)
-		c.Fix = "check the security group, that in-transit encryption is on (IAM needs it) and the CA file"
+		c.Fix = "check the security group allows the pod to reach the cache on its port"
 		return c
 	}
 	c.Detail = fmt.Sprintf("%s answered %s", p.Endpoint, msg)
@@ -295,7 +335,7 @@ func (s *state) checkRedis(ctx context.Context, p RedisProbe) Check {
 	case info != nil && !info.Expires.IsZero() && !now.Before(info.Expires):
 		c.Cause = CauseRedisTokenExpired
 		c.Detail += fmt.Sprintf(": the token expired at %s (signed %s, valid 15 minutes)", info.Expires.Format("15:04:05Z07:00"), info.SignedAt.Format("15:04:05Z07:00"))
-		c.Fix = "mint a token per connection attempt (elasticacheauth.CredentialsProviderContext does, and re-authenticates live connections); never store a token in config"
+		c.Fix = "mint a token per connection attempt and re-authenticate live connections before they expire (the irsakit library does both); never store a token in configuration"
 	case info != nil && info.User != p.User:
 		c.Cause = CauseRedisWrongUser
 		c.Detail += fmt.Sprintf(": the token was signed for user id %q but AUTH used %q", info.User, p.User)
@@ -307,7 +347,7 @@ func (s *state) checkRedis(ctx context.Context, p RedisProbe) Check {
 	default:
 		c.Cause = CauseRedisWrongPass
 		c.Detail += fmt.Sprintf(": a fresh token for user id %q on cache %q was refused", p.User, p.CacheName)
-		c.Fix = fmt.Sprintf("check, in order: --user is the ElastiCache user id (aws elasticache describe-users --user-id %s: authentication type iam, user id = user name, in the cache's user group); --cache is the replication group id (serverless: --serverless); the role may elasticache:Connect on the cache and the user (irsactl policy elasticache)", p.User)
+		c.Fix = fmt.Sprintf("check, in order: --cache-user is the ElastiCache user id (aws elasticache describe-users --user-id %s: authentication type iam, user id = user name, in the cache's user group); --cache is the replication group id (serverless: --serverless); the role may elasticache:Connect on the cache and the user (irsactl policy elasticache)", p.User)
 	}
 	return c
 }
@@ -321,10 +361,10 @@ func apiCode(err error) (string, string) {
 }
 
 func (s *state) checkS3(ctx context.Context, p S3Probe) Check {
-	c := Check{Name: "s3"}
+	c := Check{Name: CheckS3}
 	cfg, ok := s.config()
 	if !ok {
-		return skipNoCreds("s3")
+		return skipNoCreds(CheckS3)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
@@ -343,6 +383,12 @@ func (s *state) checkS3(ctx context.Context, p S3Probe) Check {
 		code, msg := apiCode(err)
 		c.Status = Fail
 		c.Detail = fmt.Sprintf("ListObjectsV2 %s: %s %s", where, code, msg)
+		if nf := netFailure(err, s.o.Timeout); code == "" && nf != "" {
+			c.Cause = CauseS3Unreachable
+			c.Detail = fmt.Sprintf("ListObjectsV2 %s: S3 unreachable: %s", where, nf)
+			c.Fix = "allow egress to S3 (an S3 gateway VPC endpoint in private subnets); check AWS_ENDPOINT_URL_S3 if it is set"
+			return c
+		}
 		switch code {
 		case "AccessDenied":
 			c.Cause = CauseS3Denied
@@ -361,10 +407,10 @@ func (s *state) checkS3(ctx context.Context, p S3Probe) Check {
 }
 
 func (s *state) checkSecret(ctx context.Context, p SecretProbe) Check {
-	c := Check{Name: "secret"}
+	c := Check{Name: CheckSecret}
 	cfg, ok := s.config()
 	if !ok {
-		return skipNoCreds("secret")
+		return skipNoCreds(CheckSecret)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
@@ -373,6 +419,12 @@ func (s *state) checkSecret(ctx context.Context, p SecretProbe) Check {
 		code, msg := apiCode(err)
 		c.Status = Fail
 		c.Detail = fmt.Sprintf("GetSecretValue %s: %s %s", p.SecretID, code, msg)
+		if nf := netFailure(err, s.o.Timeout); code == "" && nf != "" {
+			c.Cause = CauseSecretUnreachable
+			c.Detail = fmt.Sprintf("GetSecretValue %s: Secrets Manager unreachable: %s", p.SecretID, nf)
+			c.Fix = "allow egress to Secrets Manager (an interface VPC endpoint in private subnets); check AWS_ENDPOINT_URL_SECRETS_MANAGER if it is set"
+			return c
+		}
 		switch code {
 		case "AccessDeniedException":
 			c.Cause = CauseSecretDenied

@@ -17,10 +17,41 @@ import (
 type Status string
 
 const (
+	// Pass: the check verified something and it held.
 	Pass Status = "pass"
+	// Warn: it works, but not the way it should.
 	Warn Status = "warn"
+	// Fail: it does not work.
 	Fail Status = "fail"
+	// Skip: not checked (the detail says why).
 	Skip Status = "skip"
+	// Info: a statement that verified nothing (for example the trust-policy
+	// condition a token needs, before STS has judged it).
+	Info Status = "info"
+)
+
+// The overall outcome of a report, Report.Status.
+const (
+	StatusOK   = "ok"   // no check failed or warned, and at least one passed
+	StatusWarn = "warn" // no check failed; one warned, or none verified anything
+	StatusFail = "fail" // a check failed
+)
+
+// Check names. They are stable: scripts may key on them. A check about an
+// environment variable is named EnvCheckPrefix + the variable.
+const (
+	CheckCredentialMode = "credential-mode"
+	CheckRegion         = "region"
+	CheckTokenFile      = "token-file"
+	CheckTokenClaims    = "token-claims"
+	CheckTrustPolicy    = "trust-policy"
+	CheckSTS            = "sts"
+	CheckSTSGlobal      = "sts-global"
+	CheckRDS            = "rds"
+	CheckElastiCache    = "elasticache"
+	CheckS3             = "s3"
+	CheckSecret         = "secret"
+	EnvCheckPrefix      = "env:"
 )
 
 // Cause names a diagnosed problem, stable for scripts and tests.
@@ -45,7 +76,9 @@ const (
 	CauseOIDCProvider      Cause = "oidc-provider-unknown" // InvalidIdentityToken: no OpenIDConnect provider
 	CauseInvalidToken      Cause = "invalid-token"         // InvalidIdentityToken, other reasons
 	CauseIDPCommunication  Cause = "idp-communication"
-	CauseSTSUnreachable    Cause = "sts-unreachable"
+	CauseSTSUnreachable    Cause = "sts-unreachable"        // connection refused, DNS failure or timeout
+	CauseSTSTLS            Cause = "sts-tls"                // the TLS handshake with STS failed
+	CauseSTSFailed         Cause = "sts-failed"             // STS answered with another error
 	CauseSTSGlobalDown     Cause = "sts-global-unreachable" // global endpoint unreachable while the regional one works
 	CauseRDSNoPort         Cause = "rds-endpoint-no-port"
 	CauseRDSBadEndpoint    Cause = "rds-endpoint-invalid"
@@ -62,9 +95,11 @@ const (
 	CauseS3Denied          Cause = "s3-access-denied"
 	CauseS3NotFound        Cause = "s3-bucket-not-found"
 	CauseS3Failed          Cause = "s3-failed"
+	CauseS3Unreachable     Cause = "s3-unreachable"
 	CauseSecretDenied      Cause = "secret-access-denied"
 	CauseSecretNotFound    Cause = "secret-not-found"
 	CauseSecretFailed      Cause = "secret-failed"
+	CauseSecretUnreachable Cause = "secret-unreachable"
 )
 
 // Check is one finding.
@@ -78,7 +113,10 @@ type Check struct {
 
 // Report is the outcome of [Run].
 type Report struct {
-	// Mode is how the AWS SDK would get credentials (irsa.Mode's name).
+	// Status is the overall outcome: StatusOK, StatusWarn or StatusFail.
+	Status string `json:"status"`
+	// Mode is how the AWS SDK would get credentials: web-identity,
+	// pod-identity, env-keys, profile, instance-role or none.
 	Mode string `json:"mode"`
 	// Why explains Mode.
 	Why string `json:"why"`
@@ -97,6 +135,16 @@ func (r Report) Failed() bool {
 		}
 	}
 	return false
+}
+
+// index returns the position of the check named name, or -1.
+func (r Report) index(name string) int {
+	for i, c := range r.Checks {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // Check returns the check named name.
@@ -132,6 +180,25 @@ func (r Report) HasCause(cause Cause) bool {
 
 func (r *Report) add(c Check) { r.Checks = append(r.Checks, c) }
 
+// overall computes Status from the checks.
+func (r Report) overall() string {
+	passed, warned := false, false
+	for _, c := range r.Checks {
+		switch c.Status {
+		case Fail:
+			return StatusFail
+		case Warn:
+			warned = true
+		case Pass:
+			passed = true
+		}
+	}
+	if warned || !passed {
+		return StatusWarn
+	}
+	return StatusOK
+}
+
 // WriteJSON writes the report as indented JSON.
 func (r Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -163,12 +230,13 @@ func (r Report) WriteText(w io.Writer) error {
 	b.WriteString("\nChecks:\n")
 	var fails, warns int
 	for _, c := range r.Checks {
-		mark := map[Status]string{Pass: "[ ok ]", Warn: "[warn]", Fail: "[FAIL]", Skip: "[skip]"}[c.Status]
+		mark := map[Status]string{Pass: "[ ok ]", Warn: "[warn]", Fail: "[FAIL]", Skip: "[skip]", Info: "[info]"}[c.Status]
 		fmt.Fprintf(&b, "%s %s: %s\n", mark, c.Name, c.Detail)
-		if c.Cause != "" && c.Status != Pass {
+		problem := c.Status == Fail || c.Status == Warn
+		if c.Cause != "" && problem {
 			fmt.Fprintf(&b, "       cause: %s\n", c.Cause)
 		}
-		if c.Fix != "" && c.Status != Pass {
+		if c.Fix != "" && problem {
 			fmt.Fprintf(&b, "       fix: %s\n", c.Fix)
 		} else if c.Fix != "" {
 			fmt.Fprintf(&b, "       %s\n", c.Fix)
@@ -180,10 +248,17 @@ func (r Report) WriteText(w io.Writer) error {
 			warns++
 		}
 	}
-	if fails == 0 {
-		fmt.Fprintf(&b, "\nResult: OK (%d warning(s))\n", warns)
-	} else {
-		fmt.Fprintf(&b, "\nResult: %d check(s) failed, %d warning(s)\n", fails, warns)
+	switch r.Status {
+	case StatusFail:
+		fmt.Fprintf(&b, "\nResult: FAIL: %d check(s) failed, %d warning(s)\n", fails, warns)
+	case StatusWarn:
+		if warns == 0 {
+			fmt.Fprint(&b, "\nResult: WARN: no check verified anything\n")
+		} else {
+			fmt.Fprintf(&b, "\nResult: WARN: %d warning(s)\n", warns)
+		}
+	default:
+		fmt.Fprint(&b, "\nResult: OK\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -170,8 +170,8 @@ func (s *Sandbox) rotate(every time.Duration) {
 // AWS_ENDPOINT_URL_S3), the endpoints of the database, cache, secret and
 // bucket the examples read (S3_BUCKET, S3_PREFIX, and S3_PATH_STYLE=true:
 // the stand-in has no per-bucket host names), and
-// IRSACTL_STS_GLOBAL_ENDPOINT so irsactl doctor never probes the real
-// global STS endpoint from a sandbox.
+// IRSACTL_STS_GLOBAL_ENDPOINT so irsactl doctor --global-sts probes the
+// STS stand-in, never the real global endpoint, from a sandbox.
 func (s *Sandbox) Environ() []string {
 	env := append(s.Env.Environ(),
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER="+s.Secrets.URL(),
@@ -192,6 +192,27 @@ func (s *Sandbox) Environ() []string {
 	)
 	sort.Strings(env)
 	return env
+}
+
+// TryCommands returns ready-to-paste command lines for a shell holding
+// the Exports: irsactl doctor probing every stand-in, psql logging in with
+// an RDS IAM token, and redis-cli authenticating with an ElastiCache IAM
+// token (through REDISCLI_AUTH, which ps does not show, unlike --pass).
+func (s *Sandbox) TryCommands() string {
+	q := shellQuote
+	dbHost, dbPort, _ := strings.Cut(s.PGFront.Addr(), ":")
+	cacheHost, cachePort, _ := strings.Cut(s.Redis.Addr(), ":")
+	var b strings.Builder
+	fmt.Fprintf(&b, "irsactl doctor --db-endpoint %s --db-user %s --db-name %s --db-ca %s --cache-endpoint %s --cache %s --cache-user %s --cache-ca %s --bucket %s --secret %s\n",
+		q(s.PGFront.Addr()), q(s.opts.DBUser), q(s.opts.DBUser), q(s.PGFront.CAFile()),
+		q(s.Redis.Addr()), q(s.opts.CacheName), q(s.opts.CacheUser), q(s.redisCA),
+		q(s.opts.Bucket+"/"+s.opts.S3Prefix), q(s.opts.SecretID))
+	conninfo := fmt.Sprintf("host=%s port=%s dbname=%s user=%s sslmode=verify-full sslrootcert=%s", dbHost, dbPort, s.opts.DBUser, s.opts.DBUser, s.PGFront.CAFile())
+	fmt.Fprintf(&b, "PGPASSWORD=\"$(irsactl token rds --db-endpoint %s --db-user %s)\" psql %s -c 'SELECT current_user'\n",
+		q(s.PGFront.Addr()), q(s.opts.DBUser), q(conninfo))
+	fmt.Fprintf(&b, "REDISCLI_AUTH=\"$(irsactl token elasticache --cache %s --cache-user %s)\" redis-cli --tls --cacert %s -h %s -p %s --user %s PING\n",
+		q(s.opts.CacheName), q(s.opts.CacheUser), q(s.redisCA), q(cacheHost), q(cachePort), q(s.opts.CacheUser))
+	return b.String()
 }
 
 // Exports renders Environ as shell export lines.
