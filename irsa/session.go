@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,6 +55,15 @@ type Options struct {
 	ExpiryWindow time.Duration
 	// Audience the web identity token must carry. Default DefaultAudience.
 	Audience string
+	// StartJitter delays the session's first credential fetch by a random
+	// time in [0, StartJitter). Set it for fleets that start thousands of
+	// pods at once against one account's STS rate limit (about N pods ÷
+	// the rate, e.g. 10 s for 2,000 pods at 200 requests/s): the first
+	// fetches then arrive spread out instead of together, and nearly every
+	// pod gets its credentials with one STS call. Refreshes are never
+	// delayed. Default 0: the first fetch starts at once, and a throttled
+	// one is retried with spread-out back-off.
+	StartJitter time.Duration
 	// ConfigOptions are passed to config.LoadDefaultConfig after irsakit's
 	// own; an escape hatch.
 	ConfigOptions []func(*config.LoadOptions) error
@@ -267,7 +278,7 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 		rp := &resilientProvider{
 			inner: web, mode: WebIdentity, roleARN: roleARN, explain: w.explain, sources: sources,
 			fix:    "STS did not answer while the credentials were valid: check egress to STS (or the STS VPC endpoint) and the role's trust policy",
-			logger: o.Logger, clk: clk,
+			logger: o.Logger, clk: clk, startJitter: o.StartJitter,
 		}
 		policy.warm = rp.hasValid
 		cfg.Credentials = aws.NewCredentialsCache(rp, windowFn)
@@ -293,7 +304,7 @@ func Load(ctx context.Context, optFns ...func(*Options)) (*Session, error) {
 		}
 		rp := &resilientProvider{
 			inner: newContainerProvider(cfg, endpoint, sources), mode: mode, explain: p.explain, sources: sources,
-			fix: fix, logger: o.Logger, clk: clk,
+			fix: fix, logger: o.Logger, clk: clk, startJitter: o.StartJitter,
 		}
 		cfg.Credentials = aws.NewCredentialsCache(rp, windowFn)
 		s.stats = &rp.stats
@@ -447,8 +458,12 @@ type resilientProvider struct {
 	sources []aws.CredentialSource
 	logger  *slog.Logger
 	clk     clock.Clock
+	// startJitter bounds the random delay of the first fetch
+	// (Options.StartJitter).
+	startJitter time.Duration
 
-	stats counters
+	stats   counters
+	started atomic.Bool // a fetch has been made
 
 	mu       sync.Mutex
 	last     aws.Credentials
@@ -463,6 +478,12 @@ var (
 )
 
 func (p *resilientProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if !p.started.Swap(true) && p.startJitter > 0 {
+		if err := p.sleep(ctx, time.Duration(rand.Int64N(int64(p.startJitter)))); err != nil {
+			p.started.Store(false)
+			return aws.Credentials{}, fmt.Errorf("irsa: waiting out Options.StartJitter before the first credential fetch: %w", err)
+		}
+	}
 	p.stats.fetches.Add(1)
 	if p.hasValid() {
 		p.stats.early.Add(1)
@@ -505,8 +526,39 @@ func (p *resilientProvider) attrs() []slog.Attr {
 // ProviderSources reports the SDK's chain of sources for this provider.
 func (p *resilientProvider) ProviderSources() []aws.CredentialSource { return p.sources }
 
-// staleRetry is how soon a refresh is retried while serving old credentials.
-const staleRetry = 10 * time.Second
+// sleep waits d on the provider's clock, or until ctx ends.
+func (p *resilientProvider) sleep(ctx context.Context, d time.Duration) error {
+	done := make(chan struct{})
+	t := p.clk.AfterFunc(d, func() { close(done) })
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// While a refresh fails and cached credentials are still valid, the next
+// refresh is tried after staleRetry, doubling with each failure in a row
+// up to maxStaleRetry, at a random point in the second half of that
+// interval: a fleet waiting out an STS outage sends a trickle of retries,
+// spread out, instead of every pod every few seconds.
+const (
+	staleRetry    = 10 * time.Second
+	maxStaleRetry = 2 * time.Minute
+)
+
+// staleRetryAfter is the pause before the next refresh after the n-th
+// failure in a row.
+func staleRetryAfter(n int) time.Duration {
+	d := staleRetry
+	for i := 1; i < n && d < maxStaleRetry; i++ {
+		d *= 2
+	}
+	d = min(d, maxStaleRetry)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
 
 func (p *resilientProvider) HandleFailToRefresh(ctx context.Context, _ aws.Credentials, err error) (aws.Credentials, error) {
 	p.mu.Lock()
@@ -515,7 +567,7 @@ func (p *resilientProvider) HandleFailToRefresh(ctx context.Context, _ aws.Crede
 	attrs := append(p.attrs(), slog.String("error_class", classify(err)), slog.Int("failures", p.stats.inARow()), slog.String("error", err.Error()))
 	if p.last.HasKeys() && p.last.CanExpire && now.Add(time.Second).Before(p.last.Expires) {
 		c := p.last
-		if next := now.Add(staleRetry); next.Before(c.Expires) {
+		if next := now.Add(staleRetryAfter(p.stats.inARow())); next.Before(c.Expires) {
 			c.Expires = next
 		}
 		p.fallback = true

@@ -31,7 +31,8 @@ type Stats struct {
 	Failures int64
 	// ServedStale counts failed refreshes answered with the cached
 	// credentials, which were still valid: each keeps them in service
-	// until the next attempt, about 10 s later, or their expiry.
+	// until the next attempt (10 s later, doubling with each failure in a
+	// row up to 2 min, with jitter) or their expiry.
 	ServedStale int64
 	// LastRefresh is when the last successful fetch completed; zero if
 	// none.
