@@ -45,7 +45,7 @@ type PolicyOptions struct {
 // without a token. A user group must contain a user named "default": create
 // a disabled one (aws elasticache create-user --user-id app-default
 // --user-name default --engine redis --access-string "off -@all"
-// --no-password-required) and put it in the group
+// --authentication-mode Type=no-password-required) and put it in the group
 // instead of the built-in one.
 func Policy(region, account, cacheName string, userIDs []string, optFns ...func(*PolicyOptions)) ([]byte, error) {
 	var o PolicyOptions

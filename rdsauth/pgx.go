@@ -405,7 +405,9 @@ func ConfigurePool(poolCfg *pgxpool.Config, cfg aws.Config, optFns ...func(*Opti
 
 // NewPool parses connString (pgx syntax, keyword/value or URL), configures
 // it with ConfigurePool and opens the pool. Closing the pool is all the
-// cleanup needed.
+// cleanup needed: the token source it installs runs no goroutine and mints
+// only when a connection opens; its timers end with its tokens. Use
+// ConfigurePool instead to keep the TokenSource (its Stats, Close).
 func NewPool(ctx context.Context, connString string, cfg aws.Config, optFns ...func(*Options)) (*pgxpool.Pool, error) {
 	poolCfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 // OpenDB is NewPool for database/sql: it parses connString, applies the
 // same TLS policy and token hook (through pgx/v5/stdlib's
 // OptionBeforeConnect) and sets the connection lifetime
-// (Options.MaxConnLifetime). Closing the *sql.DB is all the cleanup needed.
+// (Options.MaxConnLifetime). Closing the *sql.DB is all the cleanup needed:
+// the token source it installs runs no goroutine and mints only when a
+// connection opens.
 func OpenDB(connString string, cfg aws.Config, optFns ...func(*Options)) (*sql.DB, error) {
 	cc, err := pgx.ParseConfig(connString)
 	if err != nil {

@@ -10,6 +10,15 @@
 // association of the same service account to the role and its own
 // projected token (audience pods.eks.amazonaws.com).
 //
+// The service fronts and peers live in their own packages and are started
+// by the tests that need them: pgfront (a TLS PostgreSQL front verifying
+// RDS and Aurora DSQL IAM tokens before relaying to a real postgres),
+// redisfront (the same for ElastiCache and a real redis-server), procs
+// (the real servers), secretsmanager and s3 (in-process services speaking
+// the real protocols), versitygw (a real S3 and STS peer in a private
+// network namespace) and vault (HashiCorp Vault's own aws auth method,
+// built from tools/vault).
+//
 // # Usage
 //
 //	func TestSomething(t *testing.T) {
