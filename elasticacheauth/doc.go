@@ -73,6 +73,14 @@
 // refresh keeps serving the still-valid token. Tokens print redacted
 // ([Token]); [Token.Value] is the only way to the secret.
 //
+// # Partitions
+//
+// Every partition the AWS SDK knows is accepted wherever an endpoint name, a region or a policy ARN appears:
+// aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f and
+// aws-eusc. [ParseEndpoint] recognises cache.DNSSUFFIX of each partition and
+// requires a region spelled in the name to belong to it; [Policy] takes
+// the partition from the region or PolicyOptions.Partition.
+//
 // # Errors
 //
 // Constructors fail with errors wrapping one of the sentinels

@@ -92,9 +92,14 @@
 // other retryable failures with exponential full-jitter back-off from 1 s
 // to 20 s: the fleet's retries spread over the time STS needs instead of
 // returning together, and the SDK's client-side retry quota does not make
-// pods give up. Nothing delays the first attempt. A refresh while valid
-// credentials are cached retries as the SDK does (3 attempts) and falls
-// back on the cached credentials. A retryer in Options.ConfigOptions
+// pods give up. Nothing delays the first attempt unless
+// Options.StartJitter is set: then each session's first fetch waits a
+// random time below it, which for a fleet that starts at once (about pods ÷
+// rate, e.g. 10 s for 2,000 pods at 200 requests/s) lets nearly every pod
+// in with one STS call. A refresh while valid credentials are cached
+// retries as the SDK does (3 attempts) and falls back on the cached
+// credentials; while STS keeps failing, the next refresh comes 10 s later,
+// doubling up to 2 minutes. A retryer in Options.ConfigOptions
 // (config.WithRetryer) replaces this policy; a maximum of attempts
 // (config.WithRetryMaxAttempts, AWS_MAX_ATTEMPTS) caps it.
 //
@@ -109,6 +114,13 @@
 // ARN, the first success after failures at Info ("irsa: credential refresh
 // works again"); no line holds a key, a session token or a web identity
 // token.
+//
+// # Partitions
+//
+// Every partition the AWS SDK knows is accepted wherever a role ARN, an OIDC provider ARN or a region appears:
+// aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f and
+// aws-eusc. [ParseRoleARN], [OIDCProviderARN], [TrustPolicy] and [RoleTrustPolicy]
+// take the partition from the ARN they are given.
 //
 // # Errors
 //

@@ -86,6 +86,15 @@
 // whose context is cancelled is cancelled on the server: pgx's cancel
 // request passes the hook untouched.
 //
+// # Partitions
+//
+// Every partition the AWS SDK knows is accepted wherever an endpoint name, a region or a policy ARN appears:
+// aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f and
+// aws-eusc. [RegionFromHost] reads the region from rds.DNSSUFFIX of each partition
+// (rds.amazonaws.com.cn, rds.c2s.ic.gov, rds.amazonaws.eu, …) and requires
+// it to belong to that partition; [Policy] and [DSQLPolicy] take the
+// partition from the region or PolicyOptions.Partition.
+//
 // # Errors
 //
 // Configuration mistakes fail early with sentinels to test with errors.Is:

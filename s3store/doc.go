@@ -49,6 +49,13 @@
 // For S3-compatible servers, set [Options.UsePathStyle] and point the SDK
 // at the server with AWS_ENDPOINT_URL_S3.
 //
+// # Partitions
+//
+// Every partition the AWS SDK knows is accepted wherever a policy ARN appears:
+// aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f and
+// aws-eusc. [Policy] writes arn:PARTITION:s3::: ARNs for PolicyOptions.Partition
+// (default aws).
+//
 // # Errors
 //
 // Failed calls return an [*Error] naming the operation, bucket and key.

@@ -49,6 +49,13 @@
 // Secrets are named by name, full ARN or partial ARN (the ARN without the
 // six random characters); each spelling is cached separately.
 //
+// # Partitions
+//
+// Every partition the AWS SDK knows is accepted wherever a region or a policy ARN appears:
+// aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f and
+// aws-eusc. [Policy] takes the partition from the region or PolicyOptions.Partition,
+// and checks given secret and KMS key ARNs belong to it.
+//
 // # Errors
 //
 // Reads return an *[Error] naming the secret (never its value). Test it
