@@ -5,11 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"go/build"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -79,10 +78,9 @@ func TestValueRDS(t *testing.T) {
 // Importing secrets compiles no database driver: the pgx hook lives in
 // rdsauth/secretpassword.
 func TestNoDatabaseDriverDependency(t *testing.T) {
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin, err = exec.LookPath("go")
-		require.NoError(t, err, "the go command is needed to list the dependencies")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(build.Default.GOROOT, "bin", "go")
 	}
 	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
 	require.NoError(t, err)

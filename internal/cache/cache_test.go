@@ -244,9 +244,9 @@ func TestPanickingFetchFailsItsWaiters(t *testing.T) {
 		want  string
 	}{
 		{"runtime error", func() {
-			var m map[string]int
-			m["x"] = 1
-		}, "the fetch panicked: assignment to entry in nil map"},
+			i := func() int { return 3 }()
+			_ = []int{1}[i]
+		}, "the fetch panicked: runtime error: index out of range [3] with length 1"},
 		{"value", func() { panic("hunter2") }, "the fetch panicked with a string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
