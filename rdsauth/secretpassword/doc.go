@@ -16,6 +16,11 @@
 //	poolCfg.BeforeConnect = secretpassword.BeforeConnect(cache, "prod/app/db")
 //	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 //
+// With database/sql:
+//
+//	connCfg, err := pgx.ParseConfig("sslmode=verify-full sslrootcert=/etc/rds/global-bundle.pem")
+//	db := stdlib.OpenDB(*connCfg, stdlib.OptionBeforeConnect(secretpassword.BeforeConnect(cache, "prod/app/db")))
+//
 // # Rotation
 //
 // Secrets Manager rotates a password by storing the new version as
@@ -23,25 +28,41 @@
 // Connections that are already open are not affected. A new connection made
 // with a cached password the server no longer accepts is refused with
 // SQLSTATE 28P01 (invalid_password); the hook then refreshes the secret at
-// once — once per refused version, however many connections were refused
-// together — so the next connection uses the new AWSCURRENT password.
+// once — one Secrets Manager call however many connections were refused
+// together — and, when AWSCURRENT has moved to a new version, the same
+// connect logs in to the same server once more with it. So after a rotation
+// the first new connection succeeds, at the cost of one refused login and
+// one refresh, and no application retry is needed.
 //
-// The connection that was refused fails: pgx cannot try the same server
-// again within one connect. pgconn (v5.13) ends a connect at the first
-// 28P01 without trying the remaining fallback configurations (as libpq
-// does), PostgreSQL closes the session after a failed authentication, and
-// pgxpool calls BeforeConnect and pgx.ConnectConfig once per new connection
-// and returns their error from Acquire without retrying. So the retry is the
-// next connection: the refresh completes before the refused connect returns,
-// and the next Acquire succeeds. Applications that retry a failed Acquire
-// once (or set a pool MinConns so that background connects meet the
-// rotation first) see no error. AWSPENDING is never used: until AWSCURRENT
-// moves, the current password is the one the database should accept.
+// pgx (v5) ends a connect at 28P01 without trying its remaining
+// configurations, and the server closes a session whose login it refused,
+// so the retry is an extra configuration: [BeforeConnect] adds one after
+// each host of the connection (after each TLS variant for sslmode=prefer
+// or allow). It dials only when the attempt before it was refused and the
+// refresh found a new version; otherwise it ends at once without dialling,
+// so a connection that is not refused, or fails for another reason (server
+// down, TLS refused, 3D000, 28000), dials exactly as often as pgx alone
+// would. The retry goes to the server that refused; a host or database the
+// new version names takes effect from the next connection. A connect
+// retries at most once.
+//
+// AWSPENDING is never used: until AWSCURRENT moves, the current password is
+// the one the database should accept. Between the database's change and
+// AWSCURRENT's move (a rotation function between setSecret and
+// finishSecret), a new connection is refused, finds no new version and
+// fails with 28P01; each such connect costs at most one refresh and no
+// retry.
 //
 // # Errors
 //
 // BeforeConnect returns the cache's errors (a *secrets.Error naming the
 // secret, never its value) and [Apply]'s, which name the field at fault.
+//
+// A refused login stays the server's *pgconn.PgError (errors.As; Code
+// 28P01), its message extended with the secret's name and the version
+// refused, and whether a newer one was tried. When every attempt of a
+// connect fails, pgx reports each attempt's error: a retry attempt that
+// was not needed reads "secretpassword: retry skipped".
 //
 // # IAM permissions
 //

@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -13,24 +13,27 @@ import (
 	"github.com/irsakit/irsakit/secrets"
 )
 
-// codeInvalidPassword is the SQLSTATE of a refused password.
-const codeInvalidPassword = "28P01"
-
 // Options configure [BeforeConnect]. Every field has a usable zero value.
 type Options struct {
 	// Logger records the refresh a refused password causes (at Info, or
-	// Warn when it fails or finds no new version); never a password.
-	// Default: slog.Default().
+	// Warn when it fails, finds no new version or the new password is
+	// refused too); never a password. Default: slog.Default().
 	Logger *slog.Logger
 }
 
 // BeforeConnect returns a hook for pgxpool.Config.BeforeConnect (or
 // stdlib.OptionBeforeConnect) that applies the database secret id
 // (AWSCURRENT) to every new connection: user, password and, when the secret
-// names them, host, port and database (see [Apply]). When the server
-// refuses the password with 28P01, the secret is refreshed before the
-// connect returns, so the next connection uses the rotated password (see the
-// package documentation for why it cannot be this one).
+// names them, host, port and database (see [Apply]).
+//
+// When the server refuses the password with SQLSTATE 28P01 during the
+// login, the secret is refreshed at once (one Secrets Manager call however
+// many connections were refused together) and, when that brings a new
+// version, the same connect tries the same server once more with it; see
+// the package documentation. The hook prepares the one connect it is
+// called for: hooks that reorder or replace the hosts (such as
+// stdlib.RandomizeHostOrderFunc) must run before it. The returned hook is
+// safe for concurrent use.
 func BeforeConnect(cache *secrets.Cache, id string, optFns ...func(*Options)) func(context.Context, *pgx.ConnConfig) error {
 	var o Options
 	for _, fn := range optFns {
@@ -39,7 +42,7 @@ func BeforeConnect(cache *secrets.Cache, id string, optFns ...func(*Options)) fu
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &hook{cache: cache, id: id, log: o.Logger, one: make(chan struct{}, 1)}
+	h := &hook{cache: cache, id: id, log: o.Logger, flights: map[string]*flight{}}
 	return h.beforeConnect
 }
 
@@ -47,7 +50,17 @@ type hook struct {
 	cache *secrets.Cache
 	id    string
 	log   *slog.Logger
-	one   chan struct{} // one refusal handled at a time
+
+	mu      sync.Mutex
+	flights map[string]*flight // refused version id -> the refresh it caused
+}
+
+// flight is one refresh of the secret after a version was refused; the
+// connections refused with that version meanwhile share its result.
+type flight struct {
+	done chan struct{}
+	v    secrets.Value
+	err  error
 }
 
 func (h *hook) beforeConnect(ctx context.Context, cc *pgx.ConnConfig) error {
@@ -65,61 +78,41 @@ func (h *hook) beforeConnect(ctx context.Context, cc *pgx.ConnConfig) error {
 	if err := Apply(&cc.Config, creds); err != nil {
 		return fmt.Errorf("%w (secret %q)", err, h.id)
 	}
-	version := v.VersionID
-	// Only a refusal during the login counts: once the connection is
-	// validated, OnPgError sees the application's query errors.
-	var connected atomic.Bool
-	onErr := cc.OnPgError
-	cc.OnPgError = func(pc *pgconn.PgConn, pgErr *pgconn.PgError) bool {
-		if pgErr != nil && pgErr.Code == codeInvalidPassword && !connected.Load() {
-			h.refused(ctx, version)
-		}
-		if onErr != nil {
-			return onErr(pc, pgErr)
-		}
-		return true
-	}
-	validate := cc.ValidateConnect
-	cc.ValidateConnect = func(ctx context.Context, pc *pgconn.PgConn) error {
-		if validate != nil {
-			if err := validate(ctx, pc); err != nil {
-				return err
-			}
-		}
-		connected.Store(true)
-		return nil
-	}
+	h.prepare(ctx, &cc.Config, v.VersionID)
 	return nil
 }
 
-// refused refreshes the secret after the server refused the password of
-// version, unless the cache already holds another version (refreshed for a
-// connection refused at the same time).
-func (h *hook) refused(ctx context.Context, version string) {
-	// Refusals of one version arrive together when a pool opens several
-	// connections at once: the first refreshes, the others then find the
-	// new version cached.
-	select {
-	case h.one <- struct{}{}:
-		defer func() { <-h.one }()
-	case <-ctx.Done():
-		return
+// refresh returns the secret's current version after the server refused
+// the password of version refused: the cached version when another
+// refusal already brought a newer one, else Secrets Manager's answer
+// (fetched reports that call). Connections refused with the same version
+// while a refresh is in flight share it.
+func (h *hook) refresh(ctx context.Context, refused string) (v secrets.Value, fetched bool, err error) {
+	h.mu.Lock()
+	if f := h.flights[refused]; f != nil {
+		h.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.v, false, f.err
+		case <-ctx.Done():
+			return secrets.Value{}, false, ctx.Err()
+		}
 	}
-	if cur, err := h.cache.Get(ctx, h.id); err == nil && cur.VersionID != version {
-		return
+	f := &flight{done: make(chan struct{})}
+	h.flights[refused] = f
+	h.mu.Unlock()
+	defer func() {
+		f.v, f.err = v, err
+		h.mu.Lock()
+		delete(h.flights, refused)
+		h.mu.Unlock()
+		close(f.done)
+	}()
+	if cur, err := h.cache.Get(ctx, h.id); err == nil && cur.VersionID != refused {
+		return cur, false, nil
 	}
-	nv, err := h.cache.Refresh(ctx, h.id)
-	switch {
-	case err != nil:
-		h.log.Warn("secretpassword: the database refused the password and refreshing the secret failed",
-			"secret_id", h.id, "version_id", version, "err", err)
-	case nv.VersionID == version:
-		h.log.Warn("secretpassword: the database refused the password of the secret's current version; the password may be changed before AWSCURRENT moves to it",
-			"secret_id", h.id, "version_id", version)
-	default:
-		h.log.Info("secretpassword: the database refused the cached password; the secret was refreshed for the next connection",
-			"secret_id", h.id, "old_version_id", version, "version_id", nv.VersionID)
-	}
+	v, err = h.cache.Refresh(ctx, h.id)
+	return v, err == nil, err
 }
 
 // Apply sets the user, password and, when the secret has them, host, port
@@ -128,11 +121,8 @@ func (h *hook) refused(ctx context.Context, version string) {
 // that was the old host follows the new host. Fallback configs for other
 // hosts are dropped when the secret names the host.
 func Apply(cfg *pgconn.Config, creds secrets.RDSCredentials) error {
-	if !creds.IsPostgres() {
-		return fmt.Errorf("secretpassword: the secret is for engine %q, not PostgreSQL; name a PostgreSQL secret", creds.Engine)
-	}
-	if creds.Username == "" {
-		return fmt.Errorf("secretpassword: the secret has no username; store it in the RDS layout with \"username\"")
+	if err := usable(creds); err != nil {
+		return err
 	}
 	cfg.User, cfg.Password = creds.Username, creds.Password()
 	if creds.DBName != "" {
@@ -160,6 +150,17 @@ func Apply(cfg *pgconn.Config, creds secrets.RDSCredentials) error {
 		fbs = append(fbs, &pgconn.FallbackConfig{Host: host, Port: port, TLSConfig: retarget(fb.TLSConfig, oldHost, host)})
 	}
 	cfg.Fallbacks = fbs
+	return nil
+}
+
+// usable checks that creds can log in to PostgreSQL.
+func usable(creds secrets.RDSCredentials) error {
+	if !creds.IsPostgres() {
+		return fmt.Errorf("secretpassword: the secret is for engine %q, not PostgreSQL; name a PostgreSQL secret", creds.Engine)
+	}
+	if creds.Username == "" {
+		return fmt.Errorf("secretpassword: the secret has no username; store it in the RDS layout with \"username\"")
+	}
 	return nil
 }
 
