@@ -48,8 +48,8 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		dbEndpoint = fs.String("db-endpoint", "", "log in to this RDS / Aurora PostgreSQL endpoint `HOST:PORT` with an IAM token")
 		dbUser     = fs.String("db-user", "", "database `USER` for --db-endpoint (created WITH LOGIN and GRANT rds_iam)")
 		dbName     = fs.String("db-name", "postgres", "`DATABASE` for --db-endpoint")
-		dbSSLMode  = fs.String("db-sslmode", "", "sslmode for --db-endpoint (default verify-full with --db-ca, else require)")
-		dbCA       = fs.String("db-ca", "", "the RDS CA bundle `FILE` (global-bundle.pem) verifying --db-endpoint")
+		dbSSLMode  = fs.String("db-sslmode", "verify-full", "`SSLMODE` for --db-endpoint: verify-full checks the certificate and the host name against --db-ca (else the system roots), verify-ca the certificate only; require checks no certificate (a warning: irsakit applications refuse it unless they opt in)")
+		dbCA       = fs.String("db-ca", "", "the RDS CA bundle `FILE` verifying --db-endpoint (global-bundle.pem, from "+doctor.RDSCABundleURL+"); default: the system roots, which trust Aurora DSQL but not RDS")
 
 		cacheEndpoint = fs.String("cache-endpoint", "", "AUTH with an IAM token and PING this ElastiCache (Redis OSS / Valkey) endpoint `HOST:PORT`")
 		cache         = fs.String("cache", "", "replication group id or serverless cache `NAME` for --cache-endpoint (not the endpoint host)")

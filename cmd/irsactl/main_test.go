@@ -297,6 +297,31 @@ func TestDoctorHealthy(t *testing.T) {
 	assert.Contains(t, h.stdout, "Result: OK")
 }
 
+// TestDoctorRDSVerifiesTLS: without --db-ca, doctor verifies the database
+// against the system roots (which do not hold the sandbox's CA) and names
+// the RDS CA bundle; --db-sslmode require logs in but warns.
+func TestDoctorRDSVerifiesTLS(t *testing.T) {
+	args := []string{"doctor", "--db-endpoint", envValue("DATABASE_ENDPOINT"), "--db-user", "app", "--db-name", "app"}
+	r := irsactl(t, envOf(), args...)
+	assert.Equal(t, 1, r.code, r.stdout)
+	assert.Contains(t, r.stdout, "[FAIL] rds: ")
+	assert.Contains(t, r.stdout, "cause: rds-tls-untrusted")
+	assert.Contains(t, r.stdout, "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem")
+	assert.Contains(t, r.stdout, "--db-ca")
+
+	r = irsactl(t, envOf(), append(args, "--db-sslmode", "require", "--json")...)
+	rep := parseReport(t, r)
+	assert.Equal(t, 0, r.code, "a warning is not a failure")
+	assert.Equal(t, doctor.StatusWarn, rep.Status)
+	c, _ := rep.Check("rds")
+	assert.Equal(t, doctor.Warn, c.Status, "%+v", c)
+	assert.Equal(t, doctor.CauseRDSUnverifiedTLS, c.Cause)
+	assert.Contains(t, c.Detail, "not checked")
+
+	h := irsactl(t, envOf(), "doctor", "-h").stdout
+	assert.Regexp(t, `-db-sslmode SSLMODE\n\s+[^\n]*\(default "verify-full"\)`, h)
+}
+
 // TestDoctorMisconfiguredPod: a pod whose service account lacks the role
 // annotation, and one whose STS endpoint does not answer.
 func TestDoctorMisconfiguredPod(t *testing.T) {

@@ -559,6 +559,16 @@ func (s *state) config() (aws.Config, bool) {
 	return s.sess.Config(), true
 }
 
+// cliNames are the Go options the library's messages name, and the
+// irsactl flags that set the same thing.
+var cliNames = strings.NewReplacer(
+	"Options.Region", "--region",
+)
+
+// cliText rewrites a library message for a person at a shell: the options
+// it names become irsactl's flags.
+func cliText(msg string) string { return cliNames.Replace(msg) }
+
 func skipNoCreds(name string) Check {
 	return Check{Name: name, Status: Skip, Detail: "not probed: no working credentials (see the checks above)"}
 }

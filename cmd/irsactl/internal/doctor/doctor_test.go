@@ -2,6 +2,7 @@ package doctor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -28,6 +29,7 @@ import (
 	"github.com/irsakit/irsakit/internal/awstest/redisfront"
 	"github.com/irsakit/irsakit/internal/awstest/secretsmanager"
 	"github.com/irsakit/irsakit/internal/presign"
+	"github.com/irsakit/irsakit/rdsauth"
 )
 
 // Shared servers: one IRSA environment whose role may log in to the
@@ -467,6 +469,105 @@ func TestGlobalSTSUnreachableRegionalWorks(t *testing.T) {
 	}
 }
 
+// rdsCABundleURL is the RDS CA bundle of the commercial regions.
+const rdsCABundleURL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+// TestRDSTLS: doctor verifies the database's certificate by default
+// (verify-full against the system roots, or --db-ca), as rdsauth does; a
+// certificate the roots do not trust fails before the token is sent, and
+// sslmode=require, which checks no certificate, is a warning, not a pass.
+func TestRDSTLS(t *testing.T) {
+	useEnv(t, shared)
+	cases := []struct {
+		name, sslMode, caFile string
+		status                doctor.Status
+		cause                 doctor.Cause
+		says                  []string // in the detail or the fix
+	}{
+		{"default, no CA bundle: verify-full with the system roots", "", "", doctor.Fail, doctor.CauseRDSTLSUntrusted,
+			[]string{"not trusted", "--db-ca", rdsCABundleURL}},
+		{"default with the CA bundle", "", pgFront.CAFile(), doctor.Pass, "", []string{"sslmode=verify-full", "host name verified"}},
+		{"require without a CA bundle", "require", "", doctor.Warn, doctor.CauseRDSUnverifiedTLS,
+			[]string{"sslmode=require", "not checked", "refuses", "verify-full", rdsCABundleURL}},
+		{"require with the CA bundle is verify-ca", "require", pgFront.CAFile(), doctor.Pass, "", []string{"host name not checked"}},
+		{"verify-ca", "verify-ca", pgFront.CAFile(), doctor.Pass, "", []string{"sslmode=verify-ca"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			accepted := pgFront.Accepted()
+			rep, _ := runDoctor(t, func(o *doctor.Options) {
+				o.RDS = &doctor.RDSProbe{Endpoint: pgFront.Addr(), User: "app", Database: "app", SSLMode: tc.sslMode, CAFile: tc.caFile}
+			})
+			c := wantCheck(t, rep, doctor.CheckRDS, tc.status, tc.cause)
+			for _, s := range tc.says {
+				assert.Contains(t, c.Detail+" "+c.Fix, s)
+			}
+			if tc.status == doctor.Fail {
+				assert.Equal(t, accepted, pgFront.Accepted(), "the login went ahead over TLS that did not verify")
+			} else {
+				assert.Greater(t, pgFront.Accepted(), accepted, "no IAM login reached the database")
+			}
+			if tc.status != doctor.Pass {
+				assert.NotEqual(t, doctor.StatusOK, rep.Status, "a check that did not verify the server made the report ok")
+			}
+		})
+	}
+}
+
+// TestRDSTLSAgreesWithRDSAuth runs, for each sslmode with and without the
+// CA bundle, doctor's probe and rdsauth's own pool on the same connection
+// string: doctor passes exactly what the library connects with, fails what
+// it refuses as plaintext or cannot verify, and warns about what it
+// refuses as unverified TLS.
+func TestRDSTLSAgreesWithRDSAuth(t *testing.T) {
+	useEnv(t, shared)
+	ctx := context.Background()
+	cfg, err := shared.Config(ctx)
+	require.NoError(t, err)
+	for _, mode := range []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"} {
+		for _, ca := range []string{"", pgFront.CAFile()} {
+			t.Run(fmt.Sprintf("sslmode=%s CA=%v", mode, ca != ""), func(t *testing.T) {
+				dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=app dbname=app sslmode=%s", pgFront.Port(), mode)
+				if ca != "" {
+					dsn += " sslrootcert=" + ca
+				}
+				var lib string
+				pool, err := rdsauth.NewPool(ctx, dsn, cfg)
+				switch {
+				case errors.Is(err, rdsauth.ErrInsecureTransport):
+					lib = "plaintext refused"
+				case errors.Is(err, rdsauth.ErrUnverifiedTLS):
+					lib = "unverified refused"
+				case err != nil:
+					require.NoError(t, err)
+				default:
+					if err := pool.Ping(ctx); err != nil {
+						lib = "connect failed"
+					} else {
+						lib = "connected"
+					}
+					pool.Close()
+				}
+				rep, _ := runDoctor(t, func(o *doctor.Options) {
+					o.RDS = &doctor.RDSProbe{Endpoint: pgFront.Addr(), User: "app", Database: "app", SSLMode: mode, CAFile: ca}
+				})
+				c, _ := rep.Check(doctor.CheckRDS)
+				want := map[string]struct {
+					status doctor.Status
+					cause  doctor.Cause
+				}{
+					"plaintext refused":  {doctor.Fail, doctor.CauseRDSNoTLS},
+					"unverified refused": {doctor.Warn, doctor.CauseRDSUnverifiedTLS},
+					"connect failed":     {doctor.Fail, doctor.CauseRDSTLSUntrusted},
+					"connected":          {doctor.Pass, ""},
+				}[lib]
+				assert.Equal(t, want.status, c.Status, "rdsauth: %s; doctor: %+v", lib, c)
+				assert.Equal(t, want.cause, c.Cause, "rdsauth: %s; doctor: %+v", lib, c)
+			})
+		}
+	}
+}
+
 func TestRDSCauses(t *testing.T) {
 	useEnv(t, shared)
 	t.Run("endpoint without port", func(t *testing.T) {
@@ -484,6 +585,10 @@ func TestRDSCauses(t *testing.T) {
 		c := wantCheck(t, rep, doctor.CheckRDS, doctor.Fail, doctor.CauseRDSNoTLS)
 		assert.Contains(t, c.Detail, "the server answered a plaintext login", "the front was not asked")
 		assert.Equal(t, before, pgFront.Accepted(), "a plaintext login was accepted")
+		// The fix is what the library accepts: verified TLS, not require.
+		assert.Contains(t, c.Fix, "sslmode=verify-full")
+		assert.Contains(t, c.Fix, rdsCABundleURL)
+		assert.NotContains(t, c.Fix, "at least sslmode=require")
 	})
 	t.Run("user not allowed", func(t *testing.T) {
 		rep, _ := runDoctor(t, func(o *doctor.Options) {

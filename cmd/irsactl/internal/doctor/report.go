@@ -83,6 +83,8 @@ const (
 	CauseRDSNoPort         Cause = "rds-endpoint-no-port"
 	CauseRDSBadEndpoint    Cause = "rds-endpoint-invalid"
 	CauseRDSNoTLS          Cause = "rds-iam-without-tls"
+	CauseRDSUnverifiedTLS  Cause = "rds-tls-unverified" // sslmode=require: TLS that checks no certificate
+	CauseRDSTLSUntrusted   Cause = "rds-tls-untrusted"  // the server's certificate did not verify
 	CauseRDSAuth           Cause = "rds-auth-failed"
 	CauseRDSUnreachable    Cause = "rds-unreachable"
 	CauseRedisBadEndpoint  Cause = "elasticache-endpoint-invalid"
