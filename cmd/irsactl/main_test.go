@@ -87,7 +87,7 @@ func irsactl(t *testing.T, env []string, args ...string) result {
 // goAPIName matches a Go identifier of the library or its dependencies
 // (irsa.Options, rdsauth.NewPool, aws.Config, ...), which a person at a
 // shell cannot act on.
-var goAPIName = regexp.MustCompile(`\b(irsa|rdsauth|elasticacheauth|s3store|secrets|aws|config|stscreds|redis|pgx|pgconn|pgxpool|doctor)\.[A-Z]\w*`)
+var goAPIName = regexp.MustCompile(`\b(irsa|rdsauth|elasticacheauth|s3store|secrets|aws|config|stscreds|redis|pgx|pgconn|pgxpool|doctor)\.[A-Z]\w*|\b\w*Options\.[A-Z]\w*`)
 
 func irsactlCmd(t *testing.T, env []string, cred *syscall.Credential, args ...string) result {
 	t.Helper()
@@ -163,6 +163,8 @@ func TestTokenErrors(t *testing.T) {
 		{[]string{"token", "rds", "--db-endpoint", "db:5432"}, 2, "--db-user is required"},
 		{[]string{"token", "elasticache", "--cache", "master.x.use1.cache.amazonaws.com", "--cache-user", "app"}, 1, "not the endpoint"},
 		{[]string{"token", "elasticache", "--cache", "mcp-cache"}, 2, "--cache-user is required"},
+		{[]string{"token", "rds", "--db-endpoint", "mydb.abc.us-east-1.rds.amazonaws.com:5432", "--db-user", "app", "--region", "eu-west-1"}, 1, "is in us-east-1 but --region is eu-west-1"},
+		{[]string{"token", "elasticache", "--cache", "mcp-cache", "--cache-user", "app", "--region", "nowhere"}, 1, `--region: region "nowhere"`},
 		{[]string{"token", "s3"}, 2, "unknown kind"},
 		{[]string{"nope"}, 2, "unknown command"},
 	}

@@ -103,7 +103,10 @@ func runPolicy(args []string, stdout, stderr io.Writer) error {
 	}
 	out, err := buildPolicy(kind, pf)
 	if err != nil {
-		return err
+		if errors.Is(err, errUsage) {
+			return err
+		}
+		return errors.New(policyCLINames.Replace(err.Error()))
 	}
 	if _, err := stdout.Write(out); err != nil {
 		return err
@@ -142,6 +145,13 @@ func buildPolicy(kind string, pf policyFlags) ([]byte, error) {
 	}
 	return doc, err
 }
+
+// policyCLINames are the options the generators' errors name, and the
+// flags that set them.
+var policyCLINames = strings.NewReplacer(
+	"PolicyOptions.KMSKeyARNs", "--kms-key-arn",
+	"PolicyOptions.Partition", "--partition",
+)
 
 func trustPolicy(pf policyFlags) ([]byte, error) {
 	arn := pf.providerARN

@@ -134,6 +134,7 @@ func TestPolicyErrorsNameTheInput(t *testing.T) {
 			assert.NotEqual(t, 0, r.code)
 			assert.Contains(t, r.stderr, tc.says)
 			assert.Empty(t, r.stdout)
+			assert.NotRegexp(t, `\w+Options\.[A-Z]`, r.stderr, "a Go option named to a person at a shell")
 		})
 	}
 }
