@@ -53,6 +53,27 @@ func TestPolicyDocumentsAuthorizeExactly(t *testing.T) {
 			{"rds-db:connect", "arn:aws-iso-b:rds-db:us-isob-east-1:111122223333:dbuser:cluster-ABC/reporting", true},
 			{"rds-db:connect", "arn:aws:rds-db:us-isob-east-1:111122223333:dbuser:cluster-ABC/app", false},
 		}},
+		{[]string{"dsql", "--region", "us-east-1", "--account", "111122223333", "--cluster", "abcdefghijklmnopqrstuvwxyz", "--db-user", "app,reporting"}, []probe{
+			{"dsql:DbConnect", "arn:aws:dsql:us-east-1:111122223333:cluster/abcdefghijklmnopqrstuvwxyz", true},
+			{"dsql:DbConnectAdmin", "arn:aws:dsql:us-east-1:111122223333:cluster/abcdefghijklmnopqrstuvwxyz", false},
+			{"dsql:DbConnect", "arn:aws:dsql:us-east-1:111122223333:cluster/otherclusterxxxxxxxxxxxxxx", false},
+			{"dsql:DbConnect", "arn:aws:dsql:us-east-2:111122223333:cluster/abcdefghijklmnopqrstuvwxyz", false},
+		}},
+		// The endpoint names the cluster and the region.
+		{[]string{"dsql", "--account", "111122223333", "--db-endpoint", "peccy.dsql.eu-west-2.on.aws:5432", "--admin"}, []probe{
+			{"dsql:DbConnectAdmin", "arn:aws:dsql:eu-west-2:111122223333:cluster/peccy", true},
+			{"dsql:DbConnect", "arn:aws:dsql:eu-west-2:111122223333:cluster/peccy", false},
+		}},
+		{[]string{"dsql", "--region", "us-gov-west-1", "--account", "111122223333", "--cluster", "abc", "--db-user", "app", "--admin"}, []probe{
+			{"dsql:DbConnectAdmin", "arn:aws-us-gov:dsql:us-gov-west-1:111122223333:cluster/abc", true},
+			{"dsql:DbConnect", "arn:aws-us-gov:dsql:us-gov-west-1:111122223333:cluster/abc", true},
+			{"dsql:DbConnect", "arn:aws:dsql:us-gov-west-1:111122223333:cluster/abc", false},
+		}},
+		{[]string{"combined", "--region", "us-east-1", "--account", "111122223333", "--cluster", "abc", "--admin", "--secret", "mcp/api-key"}, []probe{
+			{"dsql:DbConnectAdmin", "arn:aws:dsql:us-east-1:111122223333:cluster/abc", true},
+			{"dsql:DbConnect", "arn:aws:dsql:us-east-1:111122223333:cluster/abc", false},
+			{"secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:mcp/api-key-AbC123", true},
+		}},
 		{[]string{"secrets", "--region", "us-east-1", "--account", "111122223333", "--secret", "mcp/api-key"}, []probe{
 			{"secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:mcp/api-key-AbC123", true},
 			{"secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:mcp/api-key-old-AbC123", false},
@@ -128,6 +149,13 @@ func TestPolicyErrorsNameTheInput(t *testing.T) {
 		{[]string{"s3", "--bucket", "data/a*"}, "wildcard"},
 		{[]string{"rds", "--region", "us-east-1", "--partition", "aws-cn", "--account", "111122223333", "--resource-id", "cluster-ABC", "--db-user", "app"}, "not aws-cn"},
 		{[]string{"combined", "--region", "us-east-1", "--account", "111122223333"}, "at least one of"},
+		{[]string{"dsql", "--region", "us-east-1", "--account", "111122223333", "--db-user", "app"}, "need --cluster ID"},
+		{[]string{"dsql", "--region", "us-east-1", "--account", "111122223333", "--cluster", "abc"}, "--db-user ROLE[,ROLE...] or --admin"},
+		{[]string{"dsql", "--account", "111122223333", "--db-endpoint", "mydb.cluster-abc.us-east-1.rds.amazonaws.com:5432", "--admin"}, `"mydb.cluster-abc.us-east-1.rds.amazonaws.com:5432" is not an Aurora DSQL cluster endpoint`},
+		{[]string{"dsql", "--region", "eu-west-1", "--account", "111122223333", "--db-endpoint", "abc.dsql.us-east-1.on.aws", "--admin"}, "abc.dsql.us-east-1.on.aws is in us-east-1"},
+		{[]string{"dsql", "--region", "us-east-1", "--account", "111122223333", "--cluster", "abc.dsql.us-east-1.on.aws", "--admin"}, `"abc.dsql.us-east-1.on.aws"`},
+		{[]string{"dsql", "--region", "us-east-1", "--account", "111122223333", "--cluster", "abc", "--db-endpoint", "abc.dsql.us-east-1.on.aws", "--admin"}, "not both"},
+		{[]string{"combined", "--region", "us-east-1", "--account", "111122223333", "--resource-id", "cluster-ABC", "--cluster", "abc", "--db-user", "app"}, "run irsactl policy rds and irsactl policy dsql apart"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			r := irsactl(t, envOf(), append([]string{"policy"}, tc.args...)...)
