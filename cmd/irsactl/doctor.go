@@ -26,8 +26,12 @@ AWS_ENDPOINT_URL_*, the credential source) and to those given as flags; the
 instance metadata service only when the credential chain itself would use it
 (--allow-node-role). Each network check gives up after --timeout.
 
+With --assume ROLE_ARN it then assumes that role with the credentials STS
+accepted (sts:AssumeRole, as an application reaching a role of another
+account does) and, when STS refuses, prints the trust policy the role needs.
+
 Check names (stable, for --json): credential-mode, env:VARIABLE, region,
-token-file, token-claims, trust-policy, sts, sts-global, rds,
+token-file, token-claims, trust-policy, sts, sts-global, assume-role, rds,
 elasticache, s3, secret.
 
 Exit status: 0 all checks passed or warned, 1 a check failed, 2 usage error.
@@ -43,6 +47,8 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		globalSTSURL  = fs.String("global-sts-endpoint", "", "`URL` of the global STS endpoint for --global-sts (default "+doctor.DefaultGlobalSTSEndpoint+", or $"+envGlobalSTS+")")
 		timeout       = fs.Duration("timeout", doctor.DefaultTimeout, "how long each network check may take")
 		allowNodeRole = fs.Bool("allow-node-role", false, "in a pod without IRSA, check with the node's instance role anyway")
+		assume        = fs.String("assume", "", "then assume the role `ROLE_ARN` (e.g. of another account) with these credentials, sts:AssumeRole")
+		externalID    = fs.String("external-id", "", "the sts:ExternalId `ID` to send with --assume, when the role's trust policy requires one")
 		region        = fs.String("region", "", "`REGION` the RDS and ElastiCache tokens are signed for (default: from the --db-endpoint name, else AWS_REGION)")
 
 		dbEndpoint = fs.String("db-endpoint", "", "log in to this RDS / Aurora PostgreSQL endpoint `HOST:PORT` with an IAM token")
@@ -76,6 +82,13 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return c.usagef("--cache and --cache-user need --cache-endpoint HOST:PORT")
 	case *timeout <= 0:
 		return c.usagef("--timeout must be positive, e.g. 3s")
+	case *externalID != "" && *assume == "":
+		return c.usagef("--external-id needs --assume ROLE_ARN")
+	}
+	if *assume != "" {
+		if _, _, err := irsa.ParseRoleARN(*assume); err != nil {
+			return c.usagef("--assume: %s", strings.TrimPrefix(err.Error(), "irsa: "))
+		}
 	}
 	endpoint := *globalSTSURL
 	if endpoint == "" {
@@ -87,6 +100,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		o.GlobalSTSEndpoint = endpoint
 		o.Timeout = *timeout
 		o.AllowNodeRole = *allowNodeRole
+		if *assume != "" {
+			o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: *assume, ExternalID: *externalID}
+		}
 		if *dbEndpoint != "" {
 			o.RDS = &doctor.RDSProbe{Endpoint: *dbEndpoint, User: *dbUser, Database: *dbName, SSLMode: *dbSSLMode, CAFile: *dbCA, Region: *region}
 		}

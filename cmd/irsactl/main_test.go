@@ -300,6 +300,8 @@ func TestUsageErrorsPrintUsageOnce(t *testing.T) {
 		{[]string{"token", "elasticache", "--bogus"}, "Usage: irsactl token elasticache", "provided but not defined: -bogus"},
 		{[]string{"token"}, "irsactl token rds --db-endpoint", "missing kind"},
 		{[]string{"token", "dsql", "--db-endpoint", "abc.dsql.us-east-1.on.aws"}, "Usage: irsactl token dsql", "--admin or --db-user ROLE is required"},
+		{[]string{"doctor", "--external-id", "x"}, "Usage: irsactl doctor", "--external-id needs --assume ROLE_ARN"},
+		{[]string{"doctor", "--assume", "arn:aws:iam::12:role/x"}, "Usage: irsactl doctor", `account "12" must be 12 digits`},
 		{[]string{"sandbox", "--nope"}, "Usage: irsactl sandbox", "provided but not defined: -nope"},
 		{[]string{}, "irsactl doctor [flags]", "missing command"},
 	}

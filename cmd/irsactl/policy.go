@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/authtoken"
@@ -17,11 +18,12 @@ const policyUsage = `Usage: irsactl policy KIND [flags]
 
 Prints a least-privilege IAM policy (JSON) for the role of a pod. The
 documents are those of the library's generators (irsa.TrustPolicy,
-rdsauth.Policy, rdsauth.DSQLPolicy, elasticacheauth.Policy, s3store.Policy,
-secrets.Policy).
+irsa.RoleTrustPolicy, rdsauth.Policy, rdsauth.DSQLPolicy,
+elasticacheauth.Policy, s3store.Policy, secrets.Policy).
 
 KIND:
-  trust        the role's trust policy: one Kubernetes service account may assume it
+  trust        the role's trust policy: one Kubernetes service account may assume it,
+               or (--assumed-by) another role, e.g. of another account, with sts:AssumeRole
   rds          rds-db:connect as database users of one Aurora/RDS cluster or instance
   dsql         dsql:DbConnect / dsql:DbConnectAdmin on one Aurora DSQL cluster
   elasticache  elasticache:Connect to one cache as its IAM-enabled users
@@ -37,6 +39,8 @@ type policyFlags struct {
 	partition, account, region string
 	// trust
 	providerARN, issuer, namespace, serviceAccount, audience string
+	assumedBy, externalID, sourceIdentity                    string
+	sessionTags                                              tagFlag
 	// rds, dsql
 	resourceID, dbUsers string
 	// dsql
@@ -50,6 +54,8 @@ type policyFlags struct {
 	readOnly, abortMultipart bool
 	// secrets
 	secretList, kmsKeys string
+
+	set map[string]bool // the flags given
 }
 
 func runPolicy(args []string, stdout, stderr io.Writer) error {
@@ -73,6 +79,10 @@ func runPolicy(args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&pf.namespace, "namespace", "", "Kubernetes namespace of the service account")
 		fs.StringVar(&pf.serviceAccount, "service-account", "", "Kubernetes service account name")
 		fs.StringVar(&pf.audience, "audience", irsa.DefaultAudience, "token audience the role accepts")
+		fs.StringVar(&pf.assumedBy, "assumed-by", "", "instead of a service account, the `ROLE_ARN` that may assume this role with sts:AssumeRole (a pod's role assuming a role of another account)")
+		fs.StringVar(&pf.externalID, "external-id", "", "with --assumed-by: the sts:ExternalId `ID` the caller must send")
+		fs.StringVar(&pf.sourceIdentity, "source-identity", "", "with --assumed-by: let the caller set a source identity matching `PATTERN` (* and ? match any characters; sts:SetSourceIdentity)")
+		fs.Var(&pf.sessionTags, "session-tag", "with --assumed-by: let the caller tag its session `KEY=VALUE` (repeat for more tags; sts:TagSession)")
 	case "rds", "dsql", "elasticache", "s3", "secrets", "combined":
 		if kind != "s3" {
 			fs.StringVar(&pf.account, "account", "", "AWS account id (12 digits) owning the resources")
@@ -119,6 +129,8 @@ func runPolicy(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
+	pf.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { pf.set[f.Name] = true })
 	if kind == "dsql" || kind == "combined" {
 		if err := pf.dsqlCluster(kind); err != nil {
 			return err
@@ -144,6 +156,55 @@ func runPolicy(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if pf.assumedBy != "" {
+		fmt.Fprintf(stderr, "note: this is the trust half; %s also needs an identity policy that allows sts:AssumeRole on the role this trust policy is attached to%s.\n", pf.assumedBy, extraTrustActions(pf))
+	}
+	return nil
+}
+
+// extraTrustActions names the actions besides sts:AssumeRole the caller's
+// identity policy needs for the trust policy's tags and source identity.
+func extraTrustActions(pf policyFlags) string {
+	var extra []string
+	if len(pf.sessionTags) > 0 {
+		extra = append(extra, "sts:TagSession")
+	}
+	if pf.sourceIdentity != "" {
+		extra = append(extra, "sts:SetSourceIdentity")
+	}
+	if len(extra) == 0 {
+		return ""
+	}
+	return " (and " + strings.Join(extra, " and ") + ")"
+}
+
+// tagFlag collects repeated --session-tag KEY=VALUE flags.
+type tagFlag map[string]string
+
+func (t *tagFlag) String() string {
+	if t == nil || len(*t) == 0 {
+		return ""
+	}
+	var kv []string
+	for k, v := range *t {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
+}
+
+func (t *tagFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=VALUE, e.g. team=payments", v)
+	}
+	if *t == nil {
+		*t = tagFlag{}
+	}
+	if _, dup := (*t)[k]; dup {
+		return fmt.Errorf("tag %q given twice", k)
+	}
+	(*t)[k] = val
 	return nil
 }
 
@@ -219,7 +280,41 @@ var policyCLINames = strings.NewReplacer(
 	"PolicyOptions.Partition", "--partition",
 )
 
+// trustCLINames are the options irsa's trust-policy errors name, and the
+// flags that set them.
+var trustCLINames = strings.NewReplacer(
+	"RoleTrustPolicyOptions.ExternalID", "--external-id",
+	"RoleTrustPolicyOptions.SourceIdentity", "--source-identity",
+	"RoleTrustPolicyOptions.SessionTags", "--session-tag",
+	"irsa: trusted role: ", "--assumed-by: ",
+	"irsa: ", "",
+)
+
+// roleTrustPolicy is the trust policy of a role assumed by another role.
+func roleTrustPolicy(pf policyFlags) ([]byte, error) {
+	for _, f := range []string{"oidc-provider-arn", "issuer", "namespace", "service-account", "audience", "account", "region"} {
+		if pf.set[f] {
+			return nil, usagef("policy trust: --assumed-by writes the trust policy of a role assumed by another role; --%s is for a service account's role: drop it", f)
+		}
+	}
+	doc, err := irsa.RoleTrustPolicy(pf.assumedBy, func(o *irsa.RoleTrustPolicyOptions) {
+		o.ExternalID, o.SourceIdentity, o.SessionTags = pf.externalID, pf.sourceIdentity, pf.sessionTags
+	})
+	if err != nil {
+		return nil, usagef("policy trust: %s", trustCLINames.Replace(err.Error()))
+	}
+	return doc, nil
+}
+
 func trustPolicy(pf policyFlags) ([]byte, error) {
+	if pf.assumedBy != "" {
+		return roleTrustPolicy(pf)
+	}
+	for _, f := range []string{"external-id", "source-identity", "session-tag"} {
+		if pf.set[f] {
+			return nil, usagef("policy trust: --%s needs --assumed-by ROLE_ARN (it is a condition on sts:AssumeRole by another role)", f)
+		}
+	}
 	arn := pf.providerARN
 	if arn == "" {
 		if pf.issuer == "" {

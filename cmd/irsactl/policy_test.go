@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/irsakit/irsakit/cmd/irsactl/internal/doctor"
+	"github.com/irsakit/irsakit/internal/awstest"
 	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/oidc"
 )
@@ -156,6 +158,12 @@ func TestPolicyErrorsNameTheInput(t *testing.T) {
 		{[]string{"dsql", "--region", "us-east-1", "--account", "111122223333", "--cluster", "abc.dsql.us-east-1.on.aws", "--admin"}, `"abc.dsql.us-east-1.on.aws"`},
 		{[]string{"dsql", "--region", "us-east-1", "--account", "111122223333", "--cluster", "abc", "--db-endpoint", "abc.dsql.us-east-1.on.aws", "--admin"}, "not both"},
 		{[]string{"combined", "--region", "us-east-1", "--account", "111122223333", "--resource-id", "cluster-ABC", "--cluster", "abc", "--db-user", "app"}, "run irsactl policy rds and irsactl policy dsql apart"},
+		{[]string{"trust", "--assumed-by", "arn:aws:iam::111122223333:role/app", "--namespace", "mcp"}, "--namespace is for a service account's role"},
+		{[]string{"trust", "--external-id", "abc", "--namespace", "mcp", "--service-account", "app", "--oidc-provider-arn", "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X"}, "--external-id needs --assumed-by"},
+		{[]string{"trust", "--assumed-by", "arn:aws:iam::111122223333:user/dev"}, `"arn:aws:iam::111122223333:user/dev"`},
+		{[]string{"trust", "--assumed-by", "arn:aws:iam::111122223333:role/app", "--external-id", "x"}, "--external-id must be 2-1224 characters"},
+		{[]string{"trust", "--assumed-by", "arn:aws:iam::111122223333:role/app", "--session-tag", "team"}, `"team": want KEY=VALUE`},
+		{[]string{"trust", "--assumed-by", "arn:aws:iam::111122223333:role/app", "--session-tag", "aws:x=y"}, `"aws:x"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			r := irsactl(t, envOf(), append([]string{"policy"}, tc.args...)...)
@@ -165,4 +173,43 @@ func TestPolicyErrorsNameTheInput(t *testing.T) {
 			assert.NotRegexp(t, `\w+Options\.[A-Z]`, r.stderr, "a Go option named to a person at a shell")
 		})
 	}
+}
+
+// A role of a second account trusts the pod's role with the policy
+// irsactl policy trust --assumed-by prints (the STS stand-in evaluates
+// it); irsactl doctor --assume reaches the role with the external id, and
+// without it prints the trust policy that would admit the call.
+func TestPolicyTrustAssumedByWithDoctorAssume(t *testing.T) {
+	const (
+		account = "444455556666"
+		role    = "arn:aws:iam::" + account + ":role/ledger-reader"
+	)
+	env := awstest.Start(t)
+	pod := podEnv(env)
+	im2, err := env.AddAccount(account)
+	require.NoError(t, err)
+	r := irsactl(t, pod, "policy", "trust", "--assumed-by", env.RoleARN, "--external-id", "ledger-7f3a")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, env.RoleARN+" also needs an identity policy that allows sts:AssumeRole")
+	require.NoError(t, im2.PutRole(role, []byte(r.stdout)), "IAM refuses the trust policy:\n%s", r.stdout)
+	require.NoError(t, env.AttachPolicy([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"`+role+`"}]}`)))
+
+	r = irsactl(t, pod, "doctor", "--json", "--assume", role, "--external-id", "ledger-7f3a")
+	rep := parseReport(t, r)
+	require.Equal(t, 0, r.code, "%v\n%s", rep.Causes(), r.stdout)
+	c, _ := rep.Check("assume-role")
+	assert.Equal(t, doctor.Pass, c.Status, "%+v", c)
+	assert.Contains(t, c.Detail, "arn:aws:sts::"+account+":assumed-role/ledger-reader/irsactl-doctor")
+
+	h := irsactl(t, pod, "doctor", "--assume", role)
+	assert.Equal(t, 1, h.code)
+	assert.Contains(t, h.stdout, "[FAIL] assume-role: ")
+	assert.Contains(t, h.stdout, "cause: assume-role-denied")
+	assert.Contains(t, h.stdout, "pass --external-id")
+	_, policy, ok := strings.Cut(h.stdout, "       policy:\n")
+	require.True(t, ok, "no trust policy printed:\n%s", h.stdout)
+	policy, _, _ = strings.Cut(policy, "\n\nResult:")
+	want := irsactl(t, pod, "policy", "trust", "--assumed-by", env.RoleARN).stdout
+	assert.JSONEq(t, want, policy, "the printed trust policy is irsactl policy trust --assumed-by's")
+	t.Logf("irsactl doctor --assume without the external id:\n%s", h.stdout)
 }

@@ -59,11 +59,18 @@ type Options struct {
 	// AllowNodeRole lets doctor use the node's instance role in a pod
 	// without IRSA (it still reports the fallback).
 	AllowNodeRole bool
+	// AssumeRole, if set, checks a role assumed with the base credentials
+	// (sts:AssumeRole, e.g. a role of another account) once STS accepted
+	// them.
+	AssumeRole *AssumeRoleProbe
 	// Optional dependency probes.
 	RDS    *RDSProbe
 	Redis  *RedisProbe
 	S3     *S3Probe
 	Secret *SecretProbe
+
+	// beforeAssume runs between the STS check and sts:AssumeRole (tests).
+	beforeAssume func()
 }
 
 // state is one run's findings so far.
@@ -120,6 +127,9 @@ func Run(ctx context.Context, optFns ...func(*Options)) Report {
 	s.checkSTS(ctx)
 	if o.GlobalSTS {
 		s.checkGlobalSTS(ctx)
+	}
+	if o.AssumeRole != nil {
+		s.rep.add(s.checkAssumeRole(ctx, *o.AssumeRole))
 	}
 	if o.RDS != nil {
 		s.rep.add(s.checkRDS(ctx, *o.RDS))
@@ -563,6 +573,10 @@ func (s *state) config() (aws.Config, bool) {
 // irsactl flags that set the same thing.
 var cliNames = strings.NewReplacer(
 	"Options.Region", "--region",
+	"irsa.RoleTrustPolicy writes it", "irsactl policy trust --assumed-by prints it",
+	"set AssumeRoleOptions.ExternalID", "pass --external-id",
+	"AssumeRoleOptions.ExternalID", "--external-id",
+	"irsa: AssumeRole: ", "",
 )
 
 // cliText rewrites a library message for a person at a shell: the options

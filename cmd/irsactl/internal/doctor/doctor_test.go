@@ -11,24 +11,30 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/doctor"
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/policy"
 	"github.com/irsakit/irsakit/internal/awstest"
+	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/oidc"
 	"github.com/irsakit/irsakit/internal/awstest/pgfront"
 	"github.com/irsakit/irsakit/internal/awstest/procs"
 	"github.com/irsakit/irsakit/internal/awstest/redisfront"
 	"github.com/irsakit/irsakit/internal/awstest/secretsmanager"
+	"github.com/irsakit/irsakit/internal/awstest/sigv4"
+	"github.com/irsakit/irsakit/internal/awstest/sts"
 	"github.com/irsakit/irsakit/internal/presign"
+	"github.com/irsakit/irsakit/irsa"
 	"github.com/irsakit/irsakit/rdsauth"
 )
 
@@ -691,5 +697,207 @@ func TestReportStatus(t *testing.T) {
 			}
 			assert.Equal(t, tc.want, doctor.Overall(rep))
 		})
+	}
+}
+
+// A second account holding a role the pod's role may be allowed to assume.
+const (
+	ledgerAccount = "444455556666"
+	ledgerRole    = "arn:aws:iam::" + ledgerAccount + ":role/ledger-reader"
+	ledgerID      = "ledger-7f3a"
+)
+
+// goName matches a Go identifier of the library (irsa.RoleTrustPolicy,
+// AssumeRoleOptions.ExternalID, Options.Region): a person running doctor
+// cannot act on it.
+var goName = regexp.MustCompile(`\b(irsa|rdsauth|elasticacheauth|s3store|secrets|aws|config|stscreds)\.[A-Z]\w*|\b\w*Options\.[A-Z]\w*`)
+
+func assertNoGoNames(t *testing.T, rep doctor.Report) {
+	t.Helper()
+	var b strings.Builder
+	require.NoError(t, rep.WriteJSON(&b))
+	assert.Empty(t, goName.FindAllString(b.String(), -1), "the report names Go API:\n%s", b.String())
+}
+
+// trustLedger puts the ledger role, trusting the role trustedBy with the
+// options, into a second account of env; allow gives the pod's role the
+// identity policy allowing sts:AssumeRole on it.
+func trustLedger(t *testing.T, env *awstest.Env, trustedBy string, allow bool, fns ...func(*irsa.RoleTrustPolicyOptions)) *iam.IAM {
+	t.Helper()
+	im2, err := env.AddAccount(ledgerAccount)
+	require.NoError(t, err)
+	trust, err := irsa.RoleTrustPolicy(trustedBy, fns...)
+	require.NoError(t, err)
+	require.NoError(t, im2.PutRole(ledgerRole, trust))
+	if allow {
+		require.NoError(t, env.AttachPolicy([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"`+ledgerRole+`"}]}`)))
+	}
+	return im2
+}
+
+func TestAssumeRole(t *testing.T) {
+	withID := func(o *irsa.RoleTrustPolicyOptions) { o.ExternalID = ledgerID }
+	t.Run("trusted, with the external id", func(t *testing.T) {
+		env := awstest.Start(t)
+		useEnv(t, env)
+		trustLedger(t, env, env.RoleARN, true, withID)
+		rep, log := runDoctor(t, func(o *doctor.Options) {
+			o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole, ExternalID: ledgerID}
+		})
+		c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Pass, "")
+		assert.Contains(t, c.Detail, "arn:aws:sts::"+ledgerAccount+":assumed-role/ledger-reader/irsactl-doctor")
+		assert.Contains(t, c.Detail, "(account "+ledgerAccount+")")
+		assert.Equal(t, doctor.StatusOK, rep.Status)
+		var sent []sts.Call
+		for _, call := range env.STS.CallLog() {
+			if call.Action == sts.ActionAssumeRole {
+				sent = append(sent, call)
+			}
+		}
+		require.Len(t, sent, 1, "sts:AssumeRole calls")
+		assert.Equal(t, ledgerID, sent[0].ExternalID)
+		assert.Equal(t, ledgerRole, sent[0].RoleArn)
+		assert.Contains(t, sent[0].Caller, ":assumed-role/mcp-server-role/", "called with the base role's credentials")
+		assertOnlyDialled(t, log, hostPort(t, env.STS.URL()))
+		assertNoGoNames(t, rep)
+	})
+
+	// Each refusal names its cause; the trust policy doctor prints is the
+	// one that, put on the role, admits the call doctor made.
+	for _, tc := range []struct {
+		name       string
+		trustedBy  func(env *awstest.Env) string
+		allow      bool
+		externalID string
+		fix        []string
+	}{
+		{"external id required, not sent", func(env *awstest.Env) string { return env.RoleARN }, true, "", []string{"pass --external-id"}},
+		{"the role trusts another role", func(env *awstest.Env) string { return "arn:aws:iam::111122223333:role/someone-else" }, true, ledgerID, []string{"Principal.AWS", "irsactl policy trust --assumed-by"}},
+		{"no identity policy for sts:AssumeRole", func(env *awstest.Env) string { return env.RoleARN }, false, ledgerID, []string{"identity policy of arn:aws:iam::" + sigv4.DefaultAccount + ":role/mcp-server-role must allow sts:AssumeRole on " + ledgerRole}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := awstest.Start(t)
+			useEnv(t, env)
+			im2 := trustLedger(t, env, tc.trustedBy(env), tc.allow, withID)
+			probe := func(o *doctor.Options) {
+				o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole, ExternalID: tc.externalID}
+			}
+			rep, _ := runDoctor(t, probe)
+			wantCheck(t, rep, doctor.CheckSTS, doctor.Pass, "")
+			c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Fail, doctor.CauseAssumeRoleDenied)
+			assert.Contains(t, c.Detail, "AccessDenied")
+			assert.Contains(t, c.Detail, env.STS.URL())
+			for _, s := range tc.fix {
+				assert.Contains(t, c.Fix, s)
+			}
+			assertNoGoNames(t, rep)
+			require.NotEmpty(t, c.Policy, "no trust policy printed")
+			want, err := irsa.RoleTrustPolicy(env.RoleARN, func(o *irsa.RoleTrustPolicyOptions) { o.ExternalID = tc.externalID })
+			require.NoError(t, err)
+			assert.JSONEq(t, string(want), string(c.Policy))
+			var text strings.Builder
+			require.NoError(t, rep.WriteText(&text))
+			assert.Contains(t, text.String(), "       policy:\n         {\n")
+			if !tc.allow {
+				return // the trust policy alone does not help
+			}
+			// The printed policy admits what doctor sent.
+			require.NoError(t, im2.PutRole(ledgerRole, c.Policy))
+			rep, _ = runDoctor(t, probe)
+			wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Pass, "")
+		})
+	}
+
+	t.Run("STS unreachable after the base check", func(t *testing.T) {
+		env := awstest.Start(t)
+		useEnv(t, env)
+		trustLedger(t, env, env.RoleARN, true)
+		rep, _ := runDoctor(t, doctor.BeforeAssume(func() { env.STS.SetDown(true) }), func(o *doctor.Options) {
+			o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole}
+		})
+		wantCheck(t, rep, doctor.CheckSTS, doctor.Pass, "")
+		c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Fail, doctor.CauseSTSUnreachable)
+		assert.Contains(t, c.Detail, env.STS.URL())
+		assert.Contains(t, c.Detail, "unreachable")
+		assert.Empty(t, c.Policy)
+	})
+
+	t.Run("base credentials refused", func(t *testing.T) {
+		env := awstest.Start(t)
+		useEnv(t, env)
+		trustLedger(t, env, env.RoleARN, true)
+		revoke := func() {
+			for _, call := range env.STS.CallLog() {
+				if call.Action == "AssumeRoleWithWebIdentity" && call.AccessKeyID != "" {
+					env.Registry.Revoke(call.AccessKeyID)
+				}
+			}
+		}
+		rep, _ := runDoctor(t, doctor.BeforeAssume(revoke), func(o *doctor.Options) {
+			o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole}
+		})
+		c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Fail, doctor.CauseAssumeBaseCredentials)
+		assert.Contains(t, c.Detail, "base credentials were refused")
+		assert.NotEmpty(t, c.Fix)
+		assertNoGoNames(t, rep)
+	})
+
+	t.Run("base credentials do not work: not tried", func(t *testing.T) {
+		env := awstest.Start(t)
+		useEnv(t, env)
+		trustLedger(t, env, env.RoleARN, true)
+		_, err := env.Issuer.WriteTokenFile(env.TokenFile, oidc.ServiceAccountSubject("mcp", "default"))
+		require.NoError(t, err)
+		rep, _ := runDoctor(t, func(o *doctor.Options) { o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole} })
+		wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Skip, "")
+		assert.Zero(t, env.STS.Calls(sts.ActionAssumeRole))
+	})
+
+	t.Run("malformed external id", func(t *testing.T) {
+		useEnv(t, shared)
+		rep, _ := runDoctor(t, func(o *doctor.Options) { o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole, ExternalID: "x"} })
+		c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Fail, doctor.CauseAssumeRoleInvalid)
+		assert.Contains(t, c.Detail, "--external-id must be 2-1224 characters")
+		assertNoGoNames(t, rep)
+	})
+}
+
+func TestExplainAssume(t *testing.T) {
+	chain := &irsa.CredentialError{Mode: irsa.AssumedRole, RoleARN: ledgerRole, Code: "ValidationError", Reason: irsa.ErrRoleChainLimit,
+		Fix: "the base session's credentials are a role's: set AssumeRoleOptions.Duration to 1h or less",
+		Err: &smithy.GenericAPIError{Code: "ValidationError", Message: "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."}}
+	cause, detail, fix := doctor.ExplainAssume(fmt.Errorf("irsa: GetCallerIdentity: %w", chain), ledgerRole, "arn:aws:iam::111122223333:role/app")
+	assert.Equal(t, doctor.CauseRoleChainLimit, cause)
+	assert.Contains(t, detail, "1 hour session limit")
+	assert.Contains(t, fix, "1h or less")
+	assert.Empty(t, goName.FindAllString(detail+fix, -1))
+
+	other := &irsa.CredentialError{Mode: irsa.AssumedRole, Code: "RegionDisabledException", Reason: irsa.ErrSTSUnavailable, Fix: "activate STS in this region",
+		Err: &smithy.GenericAPIError{Code: "RegionDisabledException", Message: "STS is not activated in this region"}}
+	cause, detail, fix = doctor.ExplainAssume(other, ledgerRole, "arn:aws:iam::111122223333:role/app")
+	assert.Equal(t, doctor.CauseAssumeRoleFailed, cause)
+	assert.Contains(t, detail, "RegionDisabledException")
+	assert.Equal(t, "activate STS in this region", fix)
+}
+
+func TestAssumedAccount(t *testing.T) {
+	p := doctor.AssumeRoleProbe{RoleARN: ledgerRole}
+	c := doctor.Assumed(p, irsa.Identity{Account: ledgerAccount, Arn: "arn:aws:sts::" + ledgerAccount + ":assumed-role/ledger-reader/s"})
+	assert.Equal(t, doctor.Pass, c.Status)
+	c = doctor.Assumed(p, irsa.Identity{Account: "111122223333", Arn: "arn:aws:sts::111122223333:assumed-role/ledger-reader/s"})
+	assert.Equal(t, doctor.Warn, c.Status)
+	assert.Equal(t, doctor.CauseAssumeRoleAccount, c.Cause)
+	assert.Contains(t, c.Detail, "not the account of "+ledgerRole)
+}
+
+func TestRoleOfIdentity(t *testing.T) {
+	for in, want := range map[string]string{
+		"arn:aws:sts::111122223333:assumed-role/app/pod-1":    "arn:aws:iam::111122223333:role/app",
+		"arn:aws-cn:sts::111122223333:assumed-role/app/pod-1": "arn:aws-cn:iam::111122223333:role/app",
+		"arn:aws:iam::111122223333:user/dev":                  "arn:aws:iam::111122223333:user/dev",
+		"arn:aws:sts::111122223333:federated-user/dev":        "arn:aws:sts::111122223333:federated-user/dev",
+		"": "",
+	} {
+		assert.Equal(t, want, doctor.RoleOfIdentity(in), in)
 	}
 }

@@ -7,6 +7,7 @@
 package doctor
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -47,6 +48,7 @@ const (
 	CheckTrustPolicy    = "trust-policy"
 	CheckSTS            = "sts"
 	CheckSTSGlobal      = "sts-global"
+	CheckAssumeRole     = "assume-role"
 	CheckRDS            = "rds"
 	CheckElastiCache    = "elasticache"
 	CheckS3             = "s3"
@@ -59,49 +61,55 @@ type Cause string
 
 // The causes doctor names.
 const (
-	CauseNoCredentials     Cause = "no-credentials"
-	CauseNodeRole          Cause = "node-role-fallback"
-	CauseEnvMisconfigured  Cause = "env-misconfigured"
-	CauseNoRegion          Cause = "no-region"
-	CauseStaticKeys        Cause = "static-keys"
-	CauseTokenMissing      Cause = "token-missing"
-	CauseTokenUnreadable   Cause = "token-unreadable"
-	CauseTokenEmpty        Cause = "token-empty"
-	CauseTokenMalformed    Cause = "token-malformed"
-	CauseTokenExpired      Cause = "token-expired"
-	CauseTokenNotYetValid  Cause = "token-not-yet-valid"
-	CauseTokenAudience     Cause = "token-audience"
-	CauseTokenSubject      Cause = "token-subject"
-	CauseTrustPolicy       Cause = "trust-policy"          // AccessDenied on AssumeRoleWithWebIdentity
-	CauseOIDCProvider      Cause = "oidc-provider-unknown" // InvalidIdentityToken: no OpenIDConnect provider
-	CauseInvalidToken      Cause = "invalid-token"         // InvalidIdentityToken, other reasons
-	CauseIDPCommunication  Cause = "idp-communication"
-	CauseSTSUnreachable    Cause = "sts-unreachable"        // connection refused, DNS failure or timeout
-	CauseSTSTLS            Cause = "sts-tls"                // the TLS handshake with STS failed
-	CauseSTSFailed         Cause = "sts-failed"             // STS answered with another error
-	CauseSTSGlobalDown     Cause = "sts-global-unreachable" // global endpoint unreachable while the regional one works
-	CauseRDSNoPort         Cause = "rds-endpoint-no-port"
-	CauseRDSBadEndpoint    Cause = "rds-endpoint-invalid"
-	CauseRDSNoTLS          Cause = "rds-iam-without-tls"
-	CauseRDSUnverifiedTLS  Cause = "rds-tls-unverified" // sslmode=require: TLS that checks no certificate
-	CauseRDSTLSUntrusted   Cause = "rds-tls-untrusted"  // the server's certificate did not verify
-	CauseRDSAuth           Cause = "rds-auth-failed"
-	CauseRDSUnreachable    Cause = "rds-unreachable"
-	CauseRedisBadEndpoint  Cause = "elasticache-endpoint-invalid"
-	CauseRedisTokenExpired Cause = "elasticache-token-expired"
-	CauseRedisWrongUser    Cause = "elasticache-wrong-user"
-	CauseRedisWrongCache   Cause = "elasticache-wrong-cache"
-	CauseRedisWrongPass    Cause = "elasticache-wrongpass"
-	CauseRedisNoTLS        Cause = "elasticache-iam-without-tls"
-	CauseRedisUnreachable  Cause = "elasticache-unreachable"
-	CauseS3Denied          Cause = "s3-access-denied"
-	CauseS3NotFound        Cause = "s3-bucket-not-found"
-	CauseS3Failed          Cause = "s3-failed"
-	CauseS3Unreachable     Cause = "s3-unreachable"
-	CauseSecretDenied      Cause = "secret-access-denied"
-	CauseSecretNotFound    Cause = "secret-not-found"
-	CauseSecretFailed      Cause = "secret-failed"
-	CauseSecretUnreachable Cause = "secret-unreachable"
+	CauseNoCredentials         Cause = "no-credentials"
+	CauseNodeRole              Cause = "node-role-fallback"
+	CauseEnvMisconfigured      Cause = "env-misconfigured"
+	CauseNoRegion              Cause = "no-region"
+	CauseStaticKeys            Cause = "static-keys"
+	CauseTokenMissing          Cause = "token-missing"
+	CauseTokenUnreadable       Cause = "token-unreadable"
+	CauseTokenEmpty            Cause = "token-empty"
+	CauseTokenMalformed        Cause = "token-malformed"
+	CauseTokenExpired          Cause = "token-expired"
+	CauseTokenNotYetValid      Cause = "token-not-yet-valid"
+	CauseTokenAudience         Cause = "token-audience"
+	CauseTokenSubject          Cause = "token-subject"
+	CauseTrustPolicy           Cause = "trust-policy"          // AccessDenied on AssumeRoleWithWebIdentity
+	CauseOIDCProvider          Cause = "oidc-provider-unknown" // InvalidIdentityToken: no OpenIDConnect provider
+	CauseInvalidToken          Cause = "invalid-token"         // InvalidIdentityToken, other reasons
+	CauseIDPCommunication      Cause = "idp-communication"
+	CauseSTSUnreachable        Cause = "sts-unreachable"              // connection refused, DNS failure or timeout
+	CauseSTSTLS                Cause = "sts-tls"                      // the TLS handshake with STS failed
+	CauseSTSFailed             Cause = "sts-failed"                   // STS answered with another error
+	CauseSTSGlobalDown         Cause = "sts-global-unreachable"       // global endpoint unreachable while the regional one works
+	CauseAssumeRoleDenied      Cause = "assume-role-denied"           // sts:AssumeRole refused: trust policy, identity policy, external id
+	CauseRoleChainLimit        Cause = "assume-role-chain-limit"      // a chained role's session asked for more than an hour
+	CauseAssumeBaseCredentials Cause = "assume-role-base-credentials" // STS refused the credentials calling sts:AssumeRole
+	CauseAssumeRoleInvalid     Cause = "assume-role-invalid"          // the role ARN or external id is malformed
+	CauseAssumeRoleFailed      Cause = "assume-role-failed"           // STS answered with another error
+	CauseAssumeRoleAccount     Cause = "assume-role-account-mismatch" // the assumed credentials belong to another account
+	CauseRDSNoPort             Cause = "rds-endpoint-no-port"
+	CauseRDSBadEndpoint        Cause = "rds-endpoint-invalid"
+	CauseRDSNoTLS              Cause = "rds-iam-without-tls"
+	CauseRDSUnverifiedTLS      Cause = "rds-tls-unverified" // sslmode=require: TLS that checks no certificate
+	CauseRDSTLSUntrusted       Cause = "rds-tls-untrusted"  // the server's certificate did not verify
+	CauseRDSAuth               Cause = "rds-auth-failed"
+	CauseRDSUnreachable        Cause = "rds-unreachable"
+	CauseRedisBadEndpoint      Cause = "elasticache-endpoint-invalid"
+	CauseRedisTokenExpired     Cause = "elasticache-token-expired"
+	CauseRedisWrongUser        Cause = "elasticache-wrong-user"
+	CauseRedisWrongCache       Cause = "elasticache-wrong-cache"
+	CauseRedisWrongPass        Cause = "elasticache-wrongpass"
+	CauseRedisNoTLS            Cause = "elasticache-iam-without-tls"
+	CauseRedisUnreachable      Cause = "elasticache-unreachable"
+	CauseS3Denied              Cause = "s3-access-denied"
+	CauseS3NotFound            Cause = "s3-bucket-not-found"
+	CauseS3Failed              Cause = "s3-failed"
+	CauseS3Unreachable         Cause = "s3-unreachable"
+	CauseSecretDenied          Cause = "secret-access-denied"
+	CauseSecretNotFound        Cause = "secret-not-found"
+	CauseSecretFailed          Cause = "secret-failed"
+	CauseSecretUnreachable     Cause = "secret-unreachable"
 )
 
 // Check is one finding.
@@ -111,6 +119,9 @@ type Check struct {
 	Cause  Cause  `json:"cause,omitempty"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
+	// Policy is an IAM policy document the fix refers to: the trust
+	// policy a role assumed with the base credentials needs.
+	Policy json.RawMessage `json:"policy,omitempty"`
 }
 
 // Report is the outcome of [Run].
@@ -242,6 +253,12 @@ func (r Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "       fix: %s\n", c.Fix)
 		} else if c.Fix != "" {
 			fmt.Fprintf(&b, "       %s\n", c.Fix)
+		}
+		if len(c.Policy) > 0 {
+			var doc bytes.Buffer
+			if json.Indent(&doc, c.Policy, "         ", "  ") == nil {
+				fmt.Fprintf(&b, "       policy:\n         %s\n", strings.TrimSpace(doc.String()))
+			}
 		}
 		switch c.Status {
 		case Fail:
