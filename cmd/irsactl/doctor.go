@@ -30,6 +30,11 @@ With --assume ROLE_ARN it then assumes that role with the credentials STS
 accepted (sts:AssumeRole, as an application reaching a role of another
 account does) and, when STS refuses, prints the trust policy the role needs.
 
+The report ends with the counters of the caches doctor used: the
+session's credentials, the assumed role's, and the RDS and ElastiCache
+token sources (fetches, early refreshes, failures, served stale, last
+refresh, expiry); never a credential or token.
+
 Check names (stable, for --json): credential-mode, env:VARIABLE, region,
 token-file, token-claims, trust-policy, sts, sts-global, assume-role, rds,
 elasticache, s3, secret.
@@ -41,7 +46,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	c := newCommand("doctor", doctorHeader)
 	fs := c.fs
 	var (
-		jsonOut       = fs.Bool("json", false, "print the report as JSON (fields: status ok|warn|fail, mode, why, env, identity, checks)")
+		jsonOut       = fs.Bool("json", false, "print the report as JSON (fields: status ok|warn|fail, mode, why, env, identity, checks, stats)")
 		audience      = fs.String("audience", irsa.DefaultAudience, "audience the web identity token must carry")
 		globalSTS     = fs.Bool("global-sts", false, "also probe the global STS endpoint (irsakit never calls it; other tools in the pod may)")
 		globalSTSURL  = fs.String("global-sts-endpoint", "", "`URL` of the global STS endpoint for --global-sts (default "+doctor.DefaultGlobalSTSEndpoint+", or $"+envGlobalSTS+")")

@@ -399,11 +399,25 @@ func TestDoctorHealthy(t *testing.T) {
 		c, _ := rep.Check(name)
 		assert.Equal(t, doctor.Pass, c.Status, "%s: %+v", name, c)
 	}
+	// The caches' counters under stable names.
+	var raw struct {
+		Stats map[string]map[string]any `json:"stats"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &raw))
+	for _, cache := range []string{"session", "rds", "elasticache"} {
+		for _, f := range []string{"fetches", "early_refreshes", "failures", "served_stale", "last_refresh", "expires"} {
+			assert.Contains(t, raw.Stats[cache], f, "stats.%s", cache)
+		}
+	}
+	assert.Contains(t, raw.Stats["rds"], "entries")
+	assert.EqualValues(t, 1, raw.Stats["rds"]["fetches"])
+
 	// Human output by default.
 	h := irsactl(t, envOf(), "doctor")
 	assert.Equal(t, 0, h.code)
 	assert.Contains(t, h.stdout, "Credential mode: web-identity")
 	assert.Contains(t, h.stdout, "Result: OK")
+	assert.Regexp(t, `\nCaches:\n  session credentials: 1 fetch\(es\)`, h.stdout)
 }
 
 // TestDoctorRDSVerifiesTLS: without --db-ca, doctor verifies the database

@@ -88,14 +88,8 @@ func SplitDSQLEndpoint(endpoint string) (host, clusterID, region string, ok bool
 // ElastiCache mints an ElastiCache IAM token for userID on the replication
 // group or serverless cache cacheName with elasticacheauth.
 func ElastiCache(ctx context.Context, creds aws.CredentialsProvider, cacheName, userID, region string, serverless bool) (string, error) {
-	src, err := elasticacheauth.NewTokenSource(cacheName, userID, creds, func(o *elasticacheauth.Options) {
-		o.Region = region
-		o.Serverless = serverless
-	})
+	src, err := ElastiCacheSource(creds, cacheName, userID, region, serverless)
 	if err != nil {
-		if strings.Contains(cacheName, ".") {
-			return "", fmt.Errorf("%w (the cache name is the replication group id or serverless cache name, not the endpoint host)", err)
-		}
 		return "", err
 	}
 	defer src.Close()
@@ -104,6 +98,20 @@ func ElastiCache(ctx context.Context, creds aws.CredentialsProvider, cacheName, 
 		return "", err
 	}
 	return tok.Value(), nil
+}
+
+// ElastiCacheSource is the elasticacheauth token source ElastiCache mints
+// with; an endpoint host given as the cache name is named as the mistake.
+// The caller closes it.
+func ElastiCacheSource(creds aws.CredentialsProvider, cacheName, userID, region string, serverless bool) (*elasticacheauth.TokenSource, error) {
+	src, err := elasticacheauth.NewTokenSource(cacheName, userID, creds, func(o *elasticacheauth.Options) {
+		o.Region = region
+		o.Serverless = serverless
+	})
+	if err != nil && strings.Contains(cacheName, ".") {
+		return nil, fmt.Errorf("%w (the cache name is the replication group id or serverless cache name, not the endpoint host)", err)
+	}
+	return src, err
 }
 
 // Info is what a token says about itself (no secret).

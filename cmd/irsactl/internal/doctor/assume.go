@@ -43,6 +43,7 @@ func (s *state) checkAssumeRole(ctx context.Context, p AssumeRoleProbe) Check {
 		c.Status, c.Cause, c.Detail = Fail, CauseAssumeRoleInvalid, cliText(err.Error())
 		return c
 	}
+	s.assumed = chained
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
 	if s.o.beforeAssume != nil {

@@ -221,6 +221,36 @@ func TestHealthyIRSA(t *testing.T) {
 	assert.NotContains(t, js.String(), "s3cr3t-value")
 	assert.NotContains(t, js.String(), "X-Amz-Signature")
 	assert.Contains(t, js.String(), `"status": "ok"`)
+
+	// The caches it used: one credential fetch for everything, one token
+	// minted per probe.
+	st := rep.Stats
+	require.NotNil(t, st.Session)
+	assert.EqualValues(t, 1, st.Session.Fetches)
+	assert.Zero(t, st.Session.Failures)
+	assert.False(t, st.Session.LastRefresh.IsZero())
+	assert.True(t, st.Session.Expires.After(time.Now()))
+	assert.Nil(t, st.Session.Entries)
+	require.NotNil(t, st.RDS)
+	assert.EqualValues(t, 1, st.RDS.Fetches)
+	assert.Equal(t, 1, *st.RDS.Entries)
+	require.NotNil(t, st.ElastiCache)
+	assert.EqualValues(t, 1, st.ElastiCache.Fetches)
+	assert.Nil(t, st.AssumedRole, "no --assume")
+	for _, f := range []string{`"session": {`, `"fetches": 1`, `"early_refreshes": 0`, `"failures": 0`, `"served_stale": 0`, `"last_refresh": "`, `"expires": "`, `"entries": 1`} {
+		assert.Contains(t, js.String(), f)
+	}
+	assert.NotContains(t, js.String(), `"last_failure"`, "a zero time is left out")
+	// No credential of the session reaches the report.
+	for _, call := range shared.STS.CallLog() {
+		if creds, ok := shared.Registry.Lookup(call.AccessKeyID); ok {
+			assert.NotContains(t, js.String(), creds.SecretAccessKey)
+			assert.NotContains(t, js.String(), creds.SessionToken)
+		}
+	}
+	var text strings.Builder
+	require.NoError(t, rep.WriteText(&text))
+	assert.Regexp(t, `\nCaches:\n  session credentials: 1 fetch\(es\), 0 early refresh\(es\), 0 failure\(s\), 0 served stale; last refresh \S+; expires \S+\n  rds tokens: 1 cached, 1 fetch\(es\)`, text.String())
 }
 
 // TestUnreachableSTS: each way of not reaching STS is named for what was
@@ -260,6 +290,16 @@ func TestUnreachableSTS(t *testing.T) {
 			assert.NotContains(t, text.String(), "fix: irsactl policy trust")
 			assert.NotEmpty(t, log.dialled(), "the STS endpoint was not tried")
 			assertOnlyDialled(t, log, tc.dialled)
+			// The session's counters show the fetch and, once it ended (a
+			// blackhole outlasts doctor's wait), that it failed and how.
+			require.NotNil(t, rep.Stats.Session)
+			assert.EqualValues(t, 1, rep.Stats.Session.Fetches)
+			if tc.name != "no answer" {
+				assert.EqualValues(t, 1, rep.Stats.Session.Failures)
+				assert.Equal(t, "network", rep.Stats.Session.LastErrorClass)
+				assert.False(t, rep.Stats.Session.LastFailure.IsZero())
+			}
+			assert.True(t, rep.Stats.Session.LastRefresh.IsZero(), "no fetch succeeded")
 		})
 	}
 }
@@ -755,6 +795,9 @@ func TestAssumeRole(t *testing.T) {
 			}
 		}
 		require.Len(t, sent, 1, "sts:AssumeRole calls")
+		require.NotNil(t, rep.Stats.AssumedRole)
+		assert.EqualValues(t, 1, rep.Stats.AssumedRole.Fetches)
+		assert.Zero(t, rep.Stats.AssumedRole.Failures)
 		assert.Equal(t, ledgerID, sent[0].ExternalID)
 		assert.Equal(t, ledgerRole, sent[0].RoleArn)
 		assert.Contains(t, sent[0].Caller, ":assumed-role/mcp-server-role/", "called with the base role's credentials")

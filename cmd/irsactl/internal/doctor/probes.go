@@ -225,7 +225,10 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 			return c
 		}
 	}
-	defer src.Close()
+	defer func() {
+		s.rep.Stats.RDS = rdsStats(src.Stats())
+		src.Close()
+	}()
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		c.Status = Fail
@@ -370,11 +373,21 @@ func (s *state) checkRedis(ctx context.Context, p RedisProbe) Check {
 		if region == "" {
 			region = cfgAWS.Region
 		}
-		tok, err = authtoken.ElastiCache(ctx, cfgAWS.Credentials, p.CacheName, p.User, region, p.Serverless)
+		src, err := authtoken.ElastiCacheSource(cfgAWS.Credentials, p.CacheName, p.User, region, p.Serverless)
 		if err != nil {
-			c.Status, c.Cause, c.Detail = Fail, CauseRedisWrongPass, err.Error()
+			c.Status, c.Cause, c.Detail = Fail, CauseRedisWrongPass, cliText(err.Error())
 			return c
 		}
+		defer func() {
+			s.rep.Stats.ElastiCache = elastiCacheStats(src.Stats())
+			src.Close()
+		}()
+		t, err := src.Token(ctx)
+		if err != nil {
+			c.Status, c.Cause, c.Detail = Fail, CauseRedisWrongPass, cliText(err.Error())
+			return c
+		}
+		tok = t.Value()
 	}
 	tc, err := tlsConfig(p.CAFile, host, true)
 	if err != nil {

@@ -3,7 +3,8 @@
 // and global endpoints) and, optionally, RDS, ElastiCache, S3 and Secrets
 // Manager, and returns a [Report]: one [Check] per finding, each with a
 // status, a machine-readable [Cause] when something is wrong, a detail and
-// a fix. Nothing it reports holds a token, key or secret value.
+// a fix, and the counters of the caches the run used ([Stats]). Nothing it
+// reports holds a token, key or secret value.
 package doctor
 
 import (
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Status is a check's outcome.
@@ -138,6 +140,62 @@ type Report struct {
 	// Identity is the caller ARN STS reported, if it was reached.
 	Identity string  `json:"identity,omitempty"`
 	Checks   []Check `json:"checks"`
+	// Stats are the counters of the caches doctor used.
+	Stats Stats `json:"stats"`
+}
+
+// Stats are the counters of the caches a run used: the session's
+// credentials (irsa Session.Stats), the assumed role's (--assume), and the
+// token sources of the database and cache probes. A cache the run did not
+// use is absent. They hold no credential, token or secret.
+type Stats struct {
+	Session     *CacheStats `json:"session,omitempty"`
+	AssumedRole *CacheStats `json:"assumed_role,omitempty"`
+	RDS         *CacheStats `json:"rds,omitempty"`
+	ElastiCache *CacheStats `json:"elasticache,omitempty"`
+}
+
+// CacheStats are one cache's counters. The JSON field names are stable.
+type CacheStats struct {
+	// Entries is the number of tokens cached (token sources only).
+	Entries *int `json:"entries,omitempty"`
+	// Fetches counts fetches (credentials) or mints (tokens) started.
+	Fetches int64 `json:"fetches"`
+	// EarlyRefreshes counts those started while the cached value was
+	// still served.
+	EarlyRefreshes int64 `json:"early_refreshes"`
+	// Failures counts failed fetches or mints.
+	Failures int64 `json:"failures"`
+	// ServedStale counts answers from the cache after a refresh failed.
+	ServedStale int64 `json:"served_stale"`
+	// LastErrorClass labels the last failure when nothing succeeded
+	// since (network, timeout, throttled, access-denied, credentials, ...).
+	LastErrorClass string `json:"last_error_class,omitempty"`
+	// LastRefresh, LastFailure and Expires are absent when zero.
+	LastRefresh time.Time `json:"last_refresh,omitzero"`
+	LastFailure time.Time `json:"last_failure,omitzero"`
+	Expires     time.Time `json:"expires,omitzero"`
+}
+
+// text is the one-line account of the counters.
+func (c CacheStats) text() string {
+	var b strings.Builder
+	if c.Entries != nil {
+		fmt.Fprintf(&b, "%d cached, ", *c.Entries)
+	}
+	fmt.Fprintf(&b, "%d fetch(es), %d early refresh(es), %d failure(s), %d served stale", c.Fetches, c.EarlyRefreshes, c.Failures, c.ServedStale)
+	if c.LastErrorClass != "" {
+		fmt.Fprintf(&b, ", last error: %s", c.LastErrorClass)
+	}
+	for _, t := range []struct {
+		name string
+		at   time.Time
+	}{{"last refresh", c.LastRefresh}, {"last failure", c.LastFailure}, {"expires", c.Expires}} {
+		if !t.at.IsZero() {
+			fmt.Fprintf(&b, "; %s %s", t.name, t.at.UTC().Format(time.RFC3339))
+		}
+	}
+	return b.String()
 }
 
 // Failed reports whether any check failed.
@@ -266,6 +324,24 @@ func (r Report) WriteText(w io.Writer) error {
 		case Warn:
 			warns++
 		}
+	}
+	caches := []struct {
+		name string
+		st   *CacheStats
+	}{
+		{"session credentials", r.Stats.Session}, {"assumed role credentials", r.Stats.AssumedRole},
+		{"rds tokens", r.Stats.RDS}, {"elasticache tokens", r.Stats.ElastiCache},
+	}
+	header := false
+	for _, c := range caches {
+		if c.st == nil {
+			continue
+		}
+		if !header {
+			b.WriteString("\nCaches:\n")
+			header = true
+		}
+		fmt.Fprintf(&b, "  %s: %s\n", c.name, c.st.text())
 	}
 	switch r.Status {
 	case StatusFail:
