@@ -292,7 +292,7 @@ var trustCLINames = strings.NewReplacer(
 
 // roleTrustPolicy is the trust policy of a role assumed by another role.
 func roleTrustPolicy(pf policyFlags) ([]byte, error) {
-	for _, f := range []string{"oidc-provider-arn", "issuer", "namespace", "service-account", "audience", "account", "region"} {
+	for _, f := range []string{"oidc-provider-arn", "issuer", "namespace", "service-account", "audience", "account", "region", "partition"} {
 		if pf.set[f] {
 			return nil, usagef("policy trust: --assumed-by writes the trust policy of a role assumed by another role; --%s is for a service account's role: drop it", f)
 		}

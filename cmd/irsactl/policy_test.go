@@ -85,17 +85,11 @@ func TestPolicyDocumentsAuthorizeExactly(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			r := irsactl(t, envOf(), append([]string{"policy"}, tc.args...)...)
-			if r.code != 0 {
-				t.Fatalf("exit %d: %s", r.code, r.stderr)
-			}
+			require.Equal(t, 0, r.code, r.stderr)
 			doc, err := iam.ParseDocument([]byte(r.stdout))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for _, p := range tc.probes {
-				if got := iam.Evaluate([]iam.Document{doc}, p.action, p.resource, nil); got != p.allow {
-					t.Errorf("%s on %s: allowed=%v, want %v", p.action, p.resource, got, p.allow)
-				}
+				assert.Equal(t, p.allow, iam.Evaluate([]iam.Document{doc}, p.action, p.resource, nil), "%s on %s", p.action, p.resource)
 			}
 		})
 	}
@@ -104,15 +98,11 @@ func TestPolicyDocumentsAuthorizeExactly(t *testing.T) {
 func TestPolicyTrustAdmitsOnlyTheServiceAccount(t *testing.T) {
 	iss := sb.Env.Issuer
 	r := irsactl(t, envOf(), "policy", "trust", "--account", sb.Env.Account, "--issuer", iss.URL(), "--namespace", "mcp", "--service-account", "mcp-server")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
+	require.Equal(t, 0, r.code, r.stderr)
 	mini := iam.New(sb.Env.Account)
 	provider := mini.AddOIDCProvider(iss.URL(), "sts.amazonaws.com")
 	role := "arn:aws:iam::" + sb.Env.Account + ":role/trust-test"
-	if err := mini.PutRole(role, []byte(r.stdout)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, mini.PutRole(role, []byte(r.stdout)))
 	for _, tc := range []struct {
 		sub, aud string
 		ok       bool
@@ -122,9 +112,8 @@ func TestPolicyTrustAdmitsOnlyTheServiceAccount(t *testing.T) {
 		{oidc.ServiceAccountSubject("other", "mcp-server"), "sts.amazonaws.com", false},
 		{oidc.ServiceAccountSubject("mcp", "mcp-server"), "vault", false},
 	} {
-		if _, ok := mini.AssumeWithWebIdentity(role, provider, iss.HostPath(), tc.sub, tc.aud); ok != tc.ok {
-			t.Errorf("sub %s aud %s: allowed=%v want %v", tc.sub, tc.aud, ok, tc.ok)
-		}
+		_, ok := mini.AssumeWithWebIdentity(role, provider, iss.HostPath(), tc.sub, tc.aud)
+		assert.Equal(t, tc.ok, ok, "sub %s aud %s", tc.sub, tc.aud)
 	}
 }
 
