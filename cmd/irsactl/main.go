@@ -3,8 +3,9 @@
 //
 //	irsactl doctor [--json] [--db-endpoint host:port --db-user U] [--cache-endpoint host:port --cache NAME --cache-user U] [--bucket bucket[/prefix]] [--secret ID]
 //	irsactl token rds --db-endpoint host:port --db-user U [--region R]
+//	irsactl token dsql --db-endpoint HOST (--admin | --db-user ROLE) [--region R] [--expires D]
 //	irsactl token elasticache --cache NAME --cache-user U [--serverless] [--region R]
-//	irsactl policy trust|rds|elasticache|s3|secrets|combined ...
+//	irsactl policy trust|rds|dsql|elasticache|s3|secrets|combined ...
 //	irsactl sandbox [--env-file FILE]
 //	irsactl --version
 //
@@ -37,9 +38,10 @@ const usage = `irsactl — IAM Roles for Service Accounts, diagnosed
 Usage:
   irsactl doctor [flags]           what identity am I, and why not
   irsactl token rds [flags]        print an RDS IAM auth token for psql
+  irsactl token dsql [flags]       print an Aurora DSQL IAM auth token for psql
   irsactl token elasticache [flags] print an ElastiCache IAM auth token for redis-cli
   irsactl policy KIND [flags]      print a least-privilege IAM policy
-                                   KIND: trust, rds, elasticache, s3, secrets, combined
+                                   KIND: trust, rds, dsql, elasticache, s3, secrets, combined
   irsactl sandbox [flags]          run local AWS stand-ins with real PostgreSQL and Redis
   irsactl --version                print the version
 

@@ -22,9 +22,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/irsakit/irsakit/cmd/irsactl/internal/authtoken"
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/doctor"
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/sandbox"
+	"github.com/irsakit/irsakit/internal/awstest"
 	"github.com/irsakit/irsakit/internal/awstest/iam"
+	"github.com/irsakit/irsakit/internal/awstest/pgfront"
+	"github.com/irsakit/irsakit/rdsauth"
 )
 
 var (
@@ -87,7 +91,7 @@ func irsactl(t *testing.T, env []string, args ...string) result {
 // goAPIName matches a Go identifier of the library or its dependencies
 // (irsa.Options, rdsauth.NewPool, aws.Config, ...), which a person at a
 // shell cannot act on.
-var goAPIName = regexp.MustCompile(`\b(irsa|rdsauth|elasticacheauth|s3store|secrets|aws|config|stscreds|redis|pgx|pgconn|pgxpool|doctor)\.[A-Z]\w*`)
+var goAPIName = regexp.MustCompile(`\b(irsa|rdsauth|elasticacheauth|s3store|secrets|aws|config|stscreds|redis|pgx|pgconn|pgxpool|doctor)\.[A-Z]\w*|\b\w*Options\.[A-Z]\w*`)
 
 func irsactlCmd(t *testing.T, env []string, cred *syscall.Credential, args ...string) result {
 	t.Helper()
@@ -142,6 +146,94 @@ func TestTokenRDSAcceptedByFront(t *testing.T) {
 	assert.NotContains(t, r.stderr, tok, "token on stderr")
 }
 
+// podEnv is the environment of a pod of env for irsactl (PATH, HOME and
+// env's IRSA variables only).
+func podEnv(env *awstest.Env) []string {
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}, env.Environ()...)
+}
+
+// dsqlLogin logs in to the DSQL front as role with password, as psql
+// would: verify-full against the front's CA, SNI and certificate name the
+// cluster endpoint (which does not resolve here: it is dialled at the
+// front's address).
+func dsqlLogin(t *testing.T, front *pgfront.Front, role, password string) error {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=verify-full sslrootcert=%s",
+		front.Hostnames()[0], front.Port(), role, front.CAFile()))
+	require.NoError(t, err)
+	cfg.LookupFunc = func(context.Context, string) ([]string, error) { return []string{"127.0.0.1"}, nil }
+	cfg.Password = password
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	res, err := conn.Exec(ctx, "SELECT current_user").ReadAll()
+	require.NoError(t, err)
+	assert.Equal(t, role, string(res[0].Rows[0][0]))
+	return nil
+}
+
+// TestTokenDSQLWithItsPolicy: the role gets the policy irsactl policy dsql
+// prints, which the DSQL front's IAM evaluates; the tokens irsactl token
+// dsql prints log in as the roles that policy allows, and only those.
+func TestTokenDSQLWithItsPolicy(t *testing.T) {
+	ctx := context.Background()
+	require.NoError(t, sb.Postgres.CreateRole(ctx, "admin"))
+	env := awstest.Start(t)
+	front, err := pgfront.Start(pgfront.Config{Backend: sb.Postgres.SocketPath(), Registry: env.Registry, IAM: env.IAM, Region: env.Region, DSQL: true})
+	require.NoError(t, err)
+	defer front.Close()
+	host := front.Hostnames()[0]
+	pod := podEnv(env)
+
+	attach := func(args ...string) {
+		t.Helper()
+		r := irsactl(t, pod, append([]string{"policy", "dsql", "--account", env.Account, "--db-endpoint", host}, args...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.NoError(t, env.AttachPolicy([]byte(r.stdout)))
+	}
+	token := func(args ...string) (string, string) {
+		t.Helper()
+		r := irsactl(t, pod, append([]string{"token", "dsql", "--db-endpoint", host}, args...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		tok := strings.TrimSpace(r.stdout)
+		assert.NotContains(t, r.stderr, tok, "the token on stderr")
+		return tok, r.stderr
+	}
+
+	attach("--db-user", "app")
+	app, said := token("--db-user", "app")
+	assert.Contains(t, said, "Action DbConnect,")
+	assert.Contains(t, said, "region "+env.Region)
+	assert.True(t, strings.HasPrefix(app, host+"/?Action=DbConnect&"), "a DSQL token is signed for the host without its port")
+	_, err = front.VerifyToken(app, "app", host)
+	require.NoError(t, err, "the DSQL front refuses the printed token")
+	require.NoError(t, dsqlLogin(t, front, "app", app), "login as app with the printed token")
+
+	admin, said := token("--admin")
+	assert.Contains(t, said, "Action DbConnectAdmin")
+	rejected := front.Rejected()
+	assert.Error(t, dsqlLogin(t, front, "admin", admin), "admin logged in with a policy for app only")
+	assert.Greater(t, front.Rejected(), rejected)
+
+	attach("--admin")
+	assert.NoError(t, dsqlLogin(t, front, "admin", admin), "login as admin once the policy allows it")
+
+	// A token for longer than 15 minutes, as DSQL allows; it never
+	// outlives the credentials that sign it (an hour here).
+	long, said := token("--admin", "--expires", "168h")
+	in, err := authtoken.Inspect(long)
+	require.NoError(t, err)
+	t.Log(said)
+	assert.Equal(t, "DbConnectAdmin", in.Action)
+	assert.Equal(t, rdsauth.MaxDSQLTokenLifetime, in.Expires.Sub(in.SignedAt), "X-Amz-Expires as asked")
+	assert.Contains(t, said, "the credentials that sign it expire before the 168h0m0s asked")
+	assert.NoError(t, dsqlLogin(t, front, "admin", long))
+}
+
 func TestTokenElastiCacheAcceptedByFront(t *testing.T) {
 	r := irsactl(t, envOf(), "token", "elasticache", "--cache", "mcp-cache", "--cache-user", "app")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -163,7 +255,15 @@ func TestTokenErrors(t *testing.T) {
 		{[]string{"token", "rds", "--db-endpoint", "db:5432"}, 2, "--db-user is required"},
 		{[]string{"token", "elasticache", "--cache", "master.x.use1.cache.amazonaws.com", "--cache-user", "app"}, 1, "not the endpoint"},
 		{[]string{"token", "elasticache", "--cache", "mcp-cache"}, 2, "--cache-user is required"},
+		{[]string{"token", "rds", "--db-endpoint", "mydb.abc.us-east-1.rds.amazonaws.com:5432", "--db-user", "app", "--region", "eu-west-1"}, 1, "is in us-east-1 but --region is eu-west-1"},
+		{[]string{"token", "elasticache", "--cache", "mcp-cache", "--cache-user", "app", "--region", "nowhere"}, 1, `--region: region "nowhere"`},
 		{[]string{"token", "s3"}, 2, "unknown kind"},
+		{[]string{"token", "dsql", "--admin"}, 2, "--db-endpoint HOST is required"},
+		{[]string{"token", "dsql", "--db-endpoint", "abc.dsql.us-east-1.on.aws"}, 2, "--admin or --db-user ROLE is required"},
+		{[]string{"token", "dsql", "--db-endpoint", "abc.dsql.us-east-1.on.aws", "--admin", "--db-user", "app"}, 2, "name two roles"},
+		{[]string{"token", "dsql", "--db-endpoint", "abc.dsql.us-east-1.on.aws", "--admin", "--expires", "200h"}, 2, "--expires 200h0m0s"},
+		{[]string{"token", "dsql", "--db-endpoint", "abc.dsql.us-east-1.on.aws", "--admin", "--region", "eu-west-1"}, 2, "abc.dsql.us-east-1.on.aws is in us-east-1"},
+		{[]string{"token", "dsql", "--db-endpoint", "postgres://abc.dsql.us-east-1.on.aws", "--admin"}, 1, "want the cluster endpoint"},
 		{[]string{"nope"}, 2, "unknown command"},
 	}
 	for _, tc := range cases {
@@ -199,6 +299,9 @@ func TestUsageErrorsPrintUsageOnce(t *testing.T) {
 		{[]string{"token", "rds", "--user", "app"}, "Usage: irsactl token rds", "provided but not defined: -user"},
 		{[]string{"token", "elasticache", "--bogus"}, "Usage: irsactl token elasticache", "provided but not defined: -bogus"},
 		{[]string{"token"}, "irsactl token rds --db-endpoint", "missing kind"},
+		{[]string{"token", "dsql", "--db-endpoint", "abc.dsql.us-east-1.on.aws"}, "Usage: irsactl token dsql", "--admin or --db-user ROLE is required"},
+		{[]string{"doctor", "--external-id", "x"}, "Usage: irsactl doctor", "--external-id needs --assume ROLE_ARN"},
+		{[]string{"doctor", "--assume", "arn:aws:iam::12:role/x"}, "Usage: irsactl doctor", `account "12" must be 12 digits`},
 		{[]string{"sandbox", "--nope"}, "Usage: irsactl sandbox", "provided but not defined: -nope"},
 		{[]string{}, "irsactl doctor [flags]", "missing command"},
 	}
@@ -212,7 +315,7 @@ func TestUsageErrorsPrintUsageOnce(t *testing.T) {
 			assert.Equal(t, 1, strings.Count(r.stderr, tc.reason), "the mistake is told once:\n%s", r.stderr)
 		})
 	}
-	for _, args := range [][]string{{"doctor", "-h"}, {"token", "rds", "--help"}, {"token", "elasticache", "-h"}, {"sandbox", "-h"}} {
+	for _, args := range [][]string{{"doctor", "-h"}, {"token", "rds", "--help"}, {"token", "dsql", "-h"}, {"token", "elasticache", "-h"}, {"sandbox", "-h"}} {
 		r := irsactl(t, envOf(), args...)
 		assert.Equal(t, 0, r.code, "%v", args)
 		assert.Contains(t, r.stdout, "Usage:", "%v", args)
@@ -228,6 +331,12 @@ func TestHelpIsSpecificToEachService(t *testing.T) {
 	assert.Contains(t, rds, "-db-user")
 	assert.NotContains(t, rds, "ElastiCache")
 	assert.NotContains(t, rds, "-cache")
+	dsql := irsactl(t, envOf(), "token", "dsql", "-h").stdout
+	assert.Contains(t, dsql, "-db-user ROLE")
+	assert.Contains(t, dsql, "-admin")
+	assert.Contains(t, dsql, "DbConnectAdmin")
+	assert.NotContains(t, dsql, "ElastiCache")
+	assert.NotContains(t, dsql, "rds_iam")
 	assert.Contains(t, ec, "-cache-user")
 	assert.NotContains(t, ec, "RDS")
 	assert.NotContains(t, ec, "database")
@@ -290,11 +399,50 @@ func TestDoctorHealthy(t *testing.T) {
 		c, _ := rep.Check(name)
 		assert.Equal(t, doctor.Pass, c.Status, "%s: %+v", name, c)
 	}
+	// The caches' counters under stable names.
+	var raw struct {
+		Stats map[string]map[string]any `json:"stats"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &raw))
+	for _, cache := range []string{"session", "rds", "elasticache"} {
+		for _, f := range []string{"fetches", "early_refreshes", "failures", "served_stale", "last_refresh", "expires"} {
+			assert.Contains(t, raw.Stats[cache], f, "stats.%s", cache)
+		}
+	}
+	assert.Contains(t, raw.Stats["rds"], "entries")
+	assert.EqualValues(t, 1, raw.Stats["rds"]["fetches"])
+
 	// Human output by default.
 	h := irsactl(t, envOf(), "doctor")
 	assert.Equal(t, 0, h.code)
 	assert.Contains(t, h.stdout, "Credential mode: web-identity")
 	assert.Contains(t, h.stdout, "Result: OK")
+	assert.Regexp(t, `\nCaches:\n  session credentials: 1 fetch\(es\)`, h.stdout)
+}
+
+// TestDoctorRDSVerifiesTLS: without --db-ca, doctor verifies the database
+// against the system roots (which do not hold the sandbox's CA) and names
+// the RDS CA bundle; --db-sslmode require logs in but warns.
+func TestDoctorRDSVerifiesTLS(t *testing.T) {
+	args := []string{"doctor", "--db-endpoint", envValue("DATABASE_ENDPOINT"), "--db-user", "app", "--db-name", "app"}
+	r := irsactl(t, envOf(), args...)
+	assert.Equal(t, 1, r.code, r.stdout)
+	assert.Contains(t, r.stdout, "[FAIL] rds: ")
+	assert.Contains(t, r.stdout, "cause: rds-tls-untrusted")
+	assert.Contains(t, r.stdout, "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem")
+	assert.Contains(t, r.stdout, "--db-ca")
+
+	r = irsactl(t, envOf(), append(args, "--db-sslmode", "require", "--json")...)
+	rep := parseReport(t, r)
+	assert.Equal(t, 0, r.code, "a warning is not a failure")
+	assert.Equal(t, doctor.StatusWarn, rep.Status)
+	c, _ := rep.Check("rds")
+	assert.Equal(t, doctor.Warn, c.Status, "%+v", c)
+	assert.Equal(t, doctor.CauseRDSUnverifiedTLS, c.Cause)
+	assert.Contains(t, c.Detail, "not checked")
+
+	h := irsactl(t, envOf(), "doctor", "-h").stdout
+	assert.Regexp(t, `-db-sslmode SSLMODE\n\s+[^\n]*\(default "verify-full"\)`, h)
 }
 
 // TestDoctorMisconfiguredPod: a pod whose service account lacks the role

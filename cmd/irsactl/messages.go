@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/irsakit/irsakit/irsa"
 )
@@ -17,5 +18,12 @@ func cliMessage(err error) string {
 	case errors.Is(err, irsa.ErrNoRegion):
 		return "no AWS region: set AWS_REGION (the EKS pod identity webhook sets it in pods) or pass --region"
 	}
-	return err.Error()
+	return cliNames.Replace(err.Error())
 }
+
+// cliNames are the Go options the library's messages name, and the flags
+// that set the same thing.
+var cliNames = strings.NewReplacer(
+	"Options.Region", "--region",
+	"Options.ExpiresIn", "--expires",
+)

@@ -6,18 +6,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/authtoken"
 	"github.com/irsakit/irsakit/irsa"
+	"github.com/irsakit/irsakit/rdsauth"
 )
 
 const tokenUsage = `Usage:
   irsactl token rds --db-endpoint HOST:PORT --db-user USER [--region REGION]
+  irsactl token dsql --db-endpoint HOST (--admin | --db-user ROLE) [--region REGION] [--expires DURATION]
   irsactl token elasticache --cache NAME --cache-user USER_ID [--serverless] [--region REGION]
 
 Prints an IAM authentication token (valid 15 minutes, or less if the
 credentials expire sooner) signed with this environment's credentials.
-"irsactl token rds -h" and "irsactl token elasticache -h" list the flags.
+"irsactl token KIND -h" lists the flags of each kind.
 `
 
 const tokenRDSHeader = `Usage: irsactl token rds --db-endpoint HOST:PORT --db-user USER [--region REGION]
@@ -31,6 +34,20 @@ The user needs GRANT rds_iam, the role rds-db:connect on it
   psql "host=HOST port=5432 dbname=DB user=USER sslmode=verify-full sslrootcert=global-bundle.pem"
 
 (global-bundle.pem: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)
+`
+
+const tokenDSQLHeader = `Usage: irsactl token dsql --db-endpoint HOST (--admin | --db-user ROLE) [--region REGION] [--expires DURATION]
+
+Prints an Aurora DSQL IAM authentication token for the cluster endpoint
+HOST (CLUSTERID.dsql.REGION.on.aws) and a database role: admin gets a
+DbConnectAdmin token (the role needs dsql:DbConnectAdmin), any other role a
+DbConnect token (dsql:DbConnect, and inside the database
+AWS IAM GRANT ROLE TO 'IAM_ROLE_ARN'); irsactl policy dsql prints the IAM
+policy. What the token is for goes to stderr. For psql (PostgreSQL 16+ for
+sslrootcert=system: Aurora DSQL's certificates chain to public roots):
+
+  export PGPASSWORD="$(irsactl token dsql --db-endpoint HOST --admin)"
+  psql "host=HOST user=admin dbname=postgres sslmode=verify-full sslrootcert=system"
 `
 
 const tokenElastiCacheHeader = `Usage: irsactl token elasticache --cache NAME --cache-user USER_ID [--serverless] [--region REGION]
@@ -48,7 +65,7 @@ elasticache:Connect on both (irsactl policy elasticache). For redis-cli
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printTokenUsage := func(w io.Writer) { fmt.Fprint(w, tokenUsage) }
 	if len(args) == 0 {
-		return &usageError{cmd: "token", msg: "missing kind: rds or elasticache", usage: printTokenUsage}
+		return &usageError{cmd: "token", msg: "missing kind: rds, dsql or elasticache", usage: printTokenUsage}
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -56,10 +73,12 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return flag.ErrHelp
 	case "rds":
 		return runTokenRDS(ctx, args[1:], stdout, stderr)
+	case "dsql":
+		return runTokenDSQL(ctx, args[1:], stdout, stderr)
 	case "elasticache":
 		return runTokenElastiCache(ctx, args[1:], stdout, stderr)
 	}
-	return &usageError{cmd: "token", msg: fmt.Sprintf("unknown kind %q: want rds or elasticache", args[0]), usage: printTokenUsage}
+	return &usageError{cmd: "token", msg: fmt.Sprintf("unknown kind %q: want rds, dsql or elasticache", args[0]), usage: printTokenUsage}
 }
 
 func runTokenRDS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -91,6 +110,56 @@ func runTokenRDS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	tok, err := authtoken.RDS(ctx, sess.Credentials(), *endpoint, *user, sess.Region())
 	if err != nil {
 		return err
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+func runTokenDSQL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("token dsql", tokenDSQLHeader)
+	endpoint := c.fs.String("db-endpoint", "", "the cluster endpoint `HOST` (CLUSTERID.dsql.REGION.on.aws; :5432 may follow)")
+	admin := c.fs.Bool("admin", false, "sign for the admin role (a DbConnectAdmin token)")
+	role := c.fs.String("db-user", "", "the database `ROLE` other than admin (a DbConnect token)")
+	region := c.fs.String("region", "", "`REGION` the token is signed for (default: from the endpoint's name, else AWS_REGION)")
+	expires := c.fs.Duration("expires", 15*time.Minute, "how long (`DURATION`, e.g. 1h) Aurora DSQL accepts the token, at most "+rdsauth.MaxDSQLTokenLifetime.String()+" (a week); never longer than the credentials that sign it")
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	switch {
+	case *endpoint == "":
+		return c.usagef("--db-endpoint HOST is required (the cluster endpoint, CLUSTERID.dsql.REGION.on.aws)")
+	case *admin && *role != "" && *role != "admin":
+		return c.usagef("--admin and --db-user %s name two roles: give one", *role)
+	case !*admin && *role == "":
+		return c.usagef("--admin or --db-user ROLE is required")
+	case *expires <= time.Minute || *expires > rdsauth.MaxDSQLTokenLifetime:
+		return c.usagef("--expires %s: give a duration from 2m to %s (a week), e.g. 1h", *expires, rdsauth.MaxDSQLTokenLifetime)
+	}
+	if *admin {
+		*role = "admin"
+	}
+	host, _, derived, named := authtoken.SplitDSQLEndpoint(*endpoint)
+	switch {
+	case named && *region != "" && *region != derived:
+		return c.usagef("--region %s: %s is in %s; drop --region or fix --db-endpoint", *region, host, derived)
+	case named:
+		*region = derived
+	}
+	sess, err := tokenSession(ctx, *region, stderr)
+	if err != nil {
+		return err
+	}
+	tok, until, err := authtoken.DSQL(ctx, sess.Credentials(), *endpoint, *role, sess.Region(), *expires)
+	if err != nil {
+		return err
+	}
+	if in, err := authtoken.Inspect(tok); err == nil {
+		fmt.Fprintf(stderr, "Aurora DSQL token for role %s on %s: Action %s, region %s, valid until %s (%s)",
+			*role, in.Host, in.Action, in.Region, until.UTC().Format(time.RFC3339), until.Sub(in.SignedAt).Round(time.Second))
+		if until.Before(in.Expires) {
+			fmt.Fprintf(stderr, ": the credentials that sign it expire before the %s asked", in.Expires.Sub(in.SignedAt))
+		}
+		fmt.Fprintln(stderr)
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err

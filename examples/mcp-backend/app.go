@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"expvar"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -32,14 +33,15 @@ import (
 // App is the backend: one IRSA session feeding every client. Safe for
 // concurrent use.
 type App struct {
-	cfg      Config
-	log      *slog.Logger
-	sess     *irsa.Session
-	db       *pgxpool.Pool        // nil: disabled
-	dbTokens *rdsauth.TokenSource // the pool\'s IAM tokens
-	cache    cacheClient          // nil: disabled
-	store    *s3store.Store       // nil: disabled
-	secrets  *secrets.Cache       // nil: disabled
+	cfg         Config
+	log         *slog.Logger
+	sess        *irsa.Session
+	db          *pgxpool.Pool                // nil: disabled
+	dbTokens    *rdsauth.TokenSource         // the pool\'s IAM tokens
+	cache       cacheClient                  // nil: disabled
+	cacheTokens *elasticacheauth.TokenSource // the cache client's IAM tokens
+	store       *s3store.Store               // nil: disabled
+	secrets     *secrets.Cache               // nil: disabled
 
 	closeOnce sync.Once
 }
@@ -114,6 +116,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 			return nil, fmt.Errorf("cache: %w", err)
 		}
 		a.cache = rc // only a working client: a nil *Client in the interface would not be nil
+		a.cacheTokens = rc.TokenSource()
 	}
 	if cfg.S3Bucket != "" {
 		a.store, err = s3store.New(awsCfg, cfg.S3Bucket, func(o *s3store.Options) { o.UsePathStyle = cfg.S3PathStyle })
@@ -136,6 +139,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 // Close releases every client.
 func (a *App) Close() {
 	a.closeOnce.Do(func() {
+		unpublishExpvar(a)
 		if a.db != nil {
 			a.db.Close()
 		}
@@ -176,10 +180,17 @@ func newRouter() *router {
 	r.mux.HandleFunc("GET /api/whoami", r.withApp((*App).whoami))
 	r.mux.HandleFunc("GET /api/notes", r.withApp((*App).listNotes))
 	r.mux.HandleFunc("POST /api/notes", r.withApp((*App).createNote))
+	// The caches' counters (no credential, token or secret), as JSON and
+	// through expvar.
+	r.mux.HandleFunc("GET /debug/irsa", r.withApp((*App).debugIRSA))
+	r.mux.Handle("GET /debug/vars", expvar.Handler())
 	return r
 }
 
-func (r *router) setApp(a *App) { r.app.Store(a) }
+func (r *router) setApp(a *App) {
+	r.app.Store(a)
+	publishExpvar(a)
+}
 
 func (r *router) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.mux.ServeHTTP(w, req) }
 

@@ -4,9 +4,11 @@
 // authentication (rdsauth), an ElastiCache client with IAM authentication
 // and live re-authentication (elasticacheauth), an S3 store (s3store) and a
 // Secrets Manager cache (secrets). Configuration comes from the
-// environment (see Config). It serves /healthz (liveness), /readyz (probes
-// every dependency) and a small notes API, and shuts down gracefully on
-// SIGTERM.
+// environment (see Config). It serves /healthz (liveness), /readyz
+// (readiness: its database), /statusz (every dependency probed), a small
+// notes API, and the counters of its credential, token and secret caches
+// at /debug/irsa (and, through expvar, /debug/vars), and shuts down
+// gracefully on SIGTERM.
 package main
 
 import (

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"sync"
 	"testing"
@@ -217,6 +218,7 @@ func TestLivenessDoesNotDependOnAWS(t *testing.T) {
 	assert.False(t, rs.Ready)
 	assert.Contains(t, rs.Detail, "starting")
 	assert.Equal(t, 503, call(t, "GET", base+"/api/notes", nil, nil))
+	assert.Equal(t, 503, call(t, "GET", base+"/debug/irsa", nil, nil), "counters of an App not yet connected")
 	select {
 	case <-ready:
 		require.FailNow(t, "ready without STS")
@@ -314,4 +316,104 @@ func TestCloseClosesEveryCache(t *testing.T) {
 	assert.ErrorIs(t, err, secrets.ErrClosed, "the secrets cache outlives the App")
 	_, err = a.cache.(*elasticacheauth.Client).TokenSource().Token(ctx)
 	assert.ErrorIs(t, err, elasticacheauth.ErrClosed, "the cache's token source outlives the App")
+}
+
+// getJSON GETs url into v and returns the body.
+func getJSON(t *testing.T, url string, v any) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", url, b)
+	require.NoError(t, json.Unmarshal(b, v), "GET %s: %s", url, b)
+	return string(b)
+}
+
+// TestDebugIRSA: /debug/irsa and expvar's /debug/vars serve the counters of
+// every cache of the App; a request whose connection mints a token moves
+// them; no credential, token or secret is among them.
+func TestDebugIRSA(t *testing.T) {
+	for k, v := range sb.Vars {
+		t.Setenv(k, v)
+	}
+	ctx := context.Background()
+	cfg, err := LoadConfig(getenv(nil))
+	require.NoError(t, err)
+	a, err := NewApp(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer a.Close()
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+
+	var before DebugStats
+	getJSON(t, srv.URL+"/debug/irsa", &before)
+	assert.Equal(t, "web-identity", before.Mode)
+	assert.EqualValues(t, 1, before.Session.Fetches, "credentials fetched once")
+	assert.Zero(t, before.Session.Failures)
+	assert.True(t, before.Session.Expires.After(time.Now()), "session expiry %s", before.Session.Expires)
+	require.NotNil(t, before.DB)
+	assert.EqualValues(t, 1, before.DB.Fetches, "the pool's first connection minted one token")
+	require.NotNil(t, before.Secrets)
+	assert.EqualValues(t, 1, before.Secrets.Fetches, "NewApp read the secret once")
+	require.NotNil(t, before.Cache)
+	assert.EqualValues(t, 1, before.Cache.Fetches, "the cache client mints its first token when it is made")
+	require.NotNil(t, before.Cache.Entries)
+	assert.Equal(t, 1, *before.Cache.Entries)
+
+	// Requests on live connections mint nothing.
+	require.Equal(t, http.StatusCreated, call(t, "POST", srv.URL+"/api/notes", map[string]string{"text": "counted"}, nil))
+	var same DebugStats
+	getJSON(t, srv.URL+"/debug/irsa", &same)
+	assert.Equal(t, before.DB.Fetches, same.DB.Fetches)
+	assert.Equal(t, before.Cache.Fetches, same.Cache.Fetches)
+
+	// A request on a new connection after its token left the cache (as
+	// when a connection is replaced after the token's cache window) mints.
+	tok, err := a.dbTokens.Token(ctx)
+	require.NoError(t, err)
+	a.dbTokens.Invalidate(tok)
+	a.db.Reset()
+	require.Equal(t, http.StatusOK, call(t, "GET", srv.URL+"/api/notes", nil, nil))
+	var after DebugStats
+	body := getJSON(t, srv.URL+"/debug/irsa", &after)
+	assert.Equal(t, before.DB.Fetches+1, after.DB.Fetches, "the new connection's token")
+	assert.True(t, after.DB.LastRefresh.After(before.DB.LastRefresh), "last refresh %s, before %s", after.DB.LastRefresh, before.DB.LastRefresh)
+	assert.Equal(t, before.Session.Fetches, after.Session.Fetches, "the session's cached credentials signed it")
+	for _, f := range []string{`"session": {`, `"database": {`, `"cache": {`, `"secrets": {`, `"fetches": `, `"early_refreshes": `, `"failures": `, `"served_stale": `, `"last_refresh": `, `"expires": `, `"entries": `} {
+		assert.Contains(t, body, f)
+	}
+
+	var vars map[string]json.RawMessage
+	varsBody := getJSON(t, srv.URL+"/debug/vars", &vars)
+	require.Contains(t, vars, "irsa", "expvar does not publish the counters")
+	var published DebugStats
+	require.NoError(t, json.Unmarshal(vars["irsa"], &published))
+	assert.Equal(t, after.Cache.Fetches, published.Cache.Fetches)
+	assert.Equal(t, after.Session.Fetches, published.Session.Fetches)
+	assert.Equal(t, after.DB.Fetches, published.DB.Fetches)
+
+	// Nothing secret: the session's keys, the tokens, the secret's value.
+	creds, err := a.sess.Credentials().Retrieve(ctx)
+	require.NoError(t, err)
+	dbTok, err := a.dbTokens.Token(ctx)
+	require.NoError(t, err)
+	cacheTok, err := a.cacheTokens.Token(ctx)
+	require.NoError(t, err)
+	secret, err := a.secrets.Bytes(ctx, cfg.SecretID)
+	require.NoError(t, err)
+	for name, v := range map[string]string{"secret access key": creds.SecretAccessKey, "session token": creds.SessionToken,
+		"database token": dbTok.Value(), "cache token": cacheTok.Value(), "secret value": string(secret)} {
+		require.NotEmpty(t, v, name)
+		assert.NotContains(t, body, v, "/debug/irsa shows the %s", name)
+		assert.NotContains(t, varsBody, v, "/debug/vars shows the %s", name)
+	}
+	assert.NotContains(t, body+varsBody, "X-Amz-Signature")
+
+	// Closed, the App is no longer published.
+	a.Close()
+	vars = nil
+	getJSON(t, srv.URL+"/debug/vars", &vars)
+	assert.JSONEq(t, "null", string(vars["irsa"]))
 }

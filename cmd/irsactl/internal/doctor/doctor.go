@@ -23,7 +23,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
+	"github.com/irsakit/irsakit/elasticacheauth"
 	"github.com/irsakit/irsakit/irsa"
+	"github.com/irsakit/irsakit/rdsauth"
 )
 
 // DefaultGlobalSTSEndpoint is the global STS endpoint. aws-sdk-go-v2, and so
@@ -59,11 +61,18 @@ type Options struct {
 	// AllowNodeRole lets doctor use the node's instance role in a pod
 	// without IRSA (it still reports the fallback).
 	AllowNodeRole bool
+	// AssumeRole, if set, checks a role assumed with the base credentials
+	// (sts:AssumeRole, e.g. a role of another account) once STS accepted
+	// them.
+	AssumeRole *AssumeRoleProbe
 	// Optional dependency probes.
 	RDS    *RDSProbe
 	Redis  *RedisProbe
 	S3     *S3Probe
 	Secret *SecretProbe
+
+	// beforeAssume runs between the STS check and sts:AssumeRole (tests).
+	beforeAssume func()
 }
 
 // state is one run's findings so far.
@@ -73,7 +82,9 @@ type state struct {
 	claims  irsa.Claims
 	tokenOK bool
 	hc      aws.HTTPClient // every AWS call, through o.Dial
-	sess    *irsa.Session
+	sess    *irsa.Session  // the session STS accepted
+	loaded  *irsa.Session  // the session loaded, accepted or not
+	assumed *irsa.Session  // the --assume session
 	rep     Report
 }
 
@@ -121,6 +132,9 @@ func Run(ctx context.Context, optFns ...func(*Options)) Report {
 	if o.GlobalSTS {
 		s.checkGlobalSTS(ctx)
 	}
+	if o.AssumeRole != nil {
+		s.rep.add(s.checkAssumeRole(ctx, *o.AssumeRole))
+	}
 	if o.RDS != nil {
 		s.rep.add(s.checkRDS(ctx, *o.RDS))
 	}
@@ -132,6 +146,12 @@ func Run(ctx context.Context, optFns ...func(*Options)) Report {
 	}
 	if o.Secret != nil {
 		s.rep.add(s.checkSecret(ctx, *o.Secret))
+	}
+	if s.loaded != nil {
+		s.rep.Stats.Session = sessionStats(s.loaded.Stats())
+	}
+	if s.assumed != nil {
+		s.rep.Stats.AssumedRole = sessionStats(s.assumed.Stats())
 	}
 	s.rep.Status = s.rep.overall()
 	return s.rep
@@ -375,6 +395,7 @@ func (s *state) checkSTS(ctx context.Context) {
 		s.rep.add(c)
 		return
 	}
+	s.loaded = sess
 	endpoint := stsEndpoint(ctx, sess.Config())
 	id, err := sess.Identity(ctx)
 	if err != nil {
@@ -557,6 +578,38 @@ func (s *state) config() (aws.Config, bool) {
 		return aws.Config{}, false
 	}
 	return s.sess.Config(), true
+}
+
+// cliNames are the Go options the library's messages name, and the
+// irsactl flags that set the same thing.
+var cliNames = strings.NewReplacer(
+	"Options.Region", "--region",
+	"irsa.RoleTrustPolicy writes it", "irsactl policy trust --assumed-by prints it",
+	"set AssumeRoleOptions.ExternalID", "pass --external-id",
+	"AssumeRoleOptions.ExternalID", "--external-id",
+	"irsa: AssumeRole: ", "",
+)
+
+// cliText rewrites a library message for a person at a shell: the options
+// it names become irsactl's flags.
+func cliText(msg string) string { return cliNames.Replace(msg) }
+
+// sessionStats are a session's credential counters.
+func sessionStats(st irsa.Stats) *CacheStats {
+	return &CacheStats{Fetches: st.Fetches, EarlyRefreshes: st.EarlyRefreshes, Failures: st.Failures, ServedStale: st.ServedStale,
+		LastErrorClass: st.LastErrorClass, LastRefresh: st.LastRefresh, LastFailure: st.LastFailure, Expires: st.Expires}
+}
+
+// rdsStats are an RDS / Aurora DSQL token source's counters.
+func rdsStats(st rdsauth.Stats) *CacheStats {
+	return &CacheStats{Entries: &st.Entries, Fetches: st.Fetches, EarlyRefreshes: st.EarlyRefreshes, Failures: st.Failures, ServedStale: st.ServedStale,
+		LastErrorClass: st.LastErrorClass, LastRefresh: st.LastRefresh, LastFailure: st.LastFailure, Expires: st.Expires}
+}
+
+// elastiCacheStats are an ElastiCache token source's counters.
+func elastiCacheStats(st elasticacheauth.Stats) *CacheStats {
+	return &CacheStats{Entries: &st.Entries, Fetches: st.Fetches, EarlyRefreshes: st.EarlyRefreshes, Failures: st.Failures, ServedStale: st.ServedStale,
+		LastErrorClass: st.LastErrorClass, LastRefresh: st.LastRefresh, LastFailure: st.LastFailure, Expires: st.Expires}
 }
 
 func skipNoCreds(name string) Check {

@@ -2,6 +2,7 @@ package doctor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -10,24 +11,31 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/doctor"
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/policy"
 	"github.com/irsakit/irsakit/internal/awstest"
+	"github.com/irsakit/irsakit/internal/awstest/iam"
 	"github.com/irsakit/irsakit/internal/awstest/oidc"
 	"github.com/irsakit/irsakit/internal/awstest/pgfront"
 	"github.com/irsakit/irsakit/internal/awstest/procs"
 	"github.com/irsakit/irsakit/internal/awstest/redisfront"
 	"github.com/irsakit/irsakit/internal/awstest/secretsmanager"
+	"github.com/irsakit/irsakit/internal/awstest/sigv4"
+	"github.com/irsakit/irsakit/internal/awstest/sts"
 	"github.com/irsakit/irsakit/internal/presign"
+	"github.com/irsakit/irsakit/irsa"
+	"github.com/irsakit/irsakit/rdsauth"
 )
 
 // Shared servers: one IRSA environment whose role may log in to the
@@ -213,6 +221,36 @@ func TestHealthyIRSA(t *testing.T) {
 	assert.NotContains(t, js.String(), "s3cr3t-value")
 	assert.NotContains(t, js.String(), "X-Amz-Signature")
 	assert.Contains(t, js.String(), `"status": "ok"`)
+
+	// The caches it used: one credential fetch for everything, one token
+	// minted per probe.
+	st := rep.Stats
+	require.NotNil(t, st.Session)
+	assert.EqualValues(t, 1, st.Session.Fetches)
+	assert.Zero(t, st.Session.Failures)
+	assert.False(t, st.Session.LastRefresh.IsZero())
+	assert.True(t, st.Session.Expires.After(time.Now()))
+	assert.Nil(t, st.Session.Entries)
+	require.NotNil(t, st.RDS)
+	assert.EqualValues(t, 1, st.RDS.Fetches)
+	assert.Equal(t, 1, *st.RDS.Entries)
+	require.NotNil(t, st.ElastiCache)
+	assert.EqualValues(t, 1, st.ElastiCache.Fetches)
+	assert.Nil(t, st.AssumedRole, "no --assume")
+	for _, f := range []string{`"session": {`, `"fetches": 1`, `"early_refreshes": 0`, `"failures": 0`, `"served_stale": 0`, `"last_refresh": "`, `"expires": "`, `"entries": 1`} {
+		assert.Contains(t, js.String(), f)
+	}
+	assert.NotContains(t, js.String(), `"last_failure"`, "a zero time is left out")
+	// No credential of the session reaches the report.
+	for _, call := range shared.STS.CallLog() {
+		if creds, ok := shared.Registry.Lookup(call.AccessKeyID); ok {
+			assert.NotContains(t, js.String(), creds.SecretAccessKey)
+			assert.NotContains(t, js.String(), creds.SessionToken)
+		}
+	}
+	var text strings.Builder
+	require.NoError(t, rep.WriteText(&text))
+	assert.Regexp(t, `\nCaches:\n  session credentials: 1 fetch\(es\), 0 early refresh\(es\), 0 failure\(s\), 0 served stale; last refresh \S+; expires \S+\n  rds tokens: 1 cached, 1 fetch\(es\)`, text.String())
 }
 
 // TestUnreachableSTS: each way of not reaching STS is named for what was
@@ -252,6 +290,16 @@ func TestUnreachableSTS(t *testing.T) {
 			assert.NotContains(t, text.String(), "fix: irsactl policy trust")
 			assert.NotEmpty(t, log.dialled(), "the STS endpoint was not tried")
 			assertOnlyDialled(t, log, tc.dialled)
+			// The session's counters show the fetch and, once it ended (a
+			// blackhole outlasts doctor's wait), that it failed and how.
+			require.NotNil(t, rep.Stats.Session)
+			assert.EqualValues(t, 1, rep.Stats.Session.Fetches)
+			if tc.name != "no answer" {
+				assert.EqualValues(t, 1, rep.Stats.Session.Failures)
+				assert.Equal(t, "network", rep.Stats.Session.LastErrorClass)
+				assert.False(t, rep.Stats.Session.LastFailure.IsZero())
+			}
+			assert.True(t, rep.Stats.Session.LastRefresh.IsZero(), "no fetch succeeded")
 		})
 	}
 }
@@ -467,6 +515,105 @@ func TestGlobalSTSUnreachableRegionalWorks(t *testing.T) {
 	}
 }
 
+// rdsCABundleURL is the RDS CA bundle of the commercial regions.
+const rdsCABundleURL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+// TestRDSTLS: doctor verifies the database's certificate by default
+// (verify-full against the system roots, or --db-ca), as rdsauth does; a
+// certificate the roots do not trust fails before the token is sent, and
+// sslmode=require, which checks no certificate, is a warning, not a pass.
+func TestRDSTLS(t *testing.T) {
+	useEnv(t, shared)
+	cases := []struct {
+		name, sslMode, caFile string
+		status                doctor.Status
+		cause                 doctor.Cause
+		says                  []string // in the detail or the fix
+	}{
+		{"default, no CA bundle: verify-full with the system roots", "", "", doctor.Fail, doctor.CauseRDSTLSUntrusted,
+			[]string{"not trusted", "--db-ca", rdsCABundleURL}},
+		{"default with the CA bundle", "", pgFront.CAFile(), doctor.Pass, "", []string{"sslmode=verify-full", "host name verified"}},
+		{"require without a CA bundle", "require", "", doctor.Warn, doctor.CauseRDSUnverifiedTLS,
+			[]string{"sslmode=require", "not checked", "refuses", "verify-full", rdsCABundleURL}},
+		{"require with the CA bundle is verify-ca", "require", pgFront.CAFile(), doctor.Pass, "", []string{"host name not checked"}},
+		{"verify-ca", "verify-ca", pgFront.CAFile(), doctor.Pass, "", []string{"sslmode=verify-ca"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			accepted := pgFront.Accepted()
+			rep, _ := runDoctor(t, func(o *doctor.Options) {
+				o.RDS = &doctor.RDSProbe{Endpoint: pgFront.Addr(), User: "app", Database: "app", SSLMode: tc.sslMode, CAFile: tc.caFile}
+			})
+			c := wantCheck(t, rep, doctor.CheckRDS, tc.status, tc.cause)
+			for _, s := range tc.says {
+				assert.Contains(t, c.Detail+" "+c.Fix, s)
+			}
+			if tc.status == doctor.Fail {
+				assert.Equal(t, accepted, pgFront.Accepted(), "the login went ahead over TLS that did not verify")
+			} else {
+				assert.Greater(t, pgFront.Accepted(), accepted, "no IAM login reached the database")
+			}
+			if tc.status != doctor.Pass {
+				assert.NotEqual(t, doctor.StatusOK, rep.Status, "a check that did not verify the server made the report ok")
+			}
+		})
+	}
+}
+
+// TestRDSTLSAgreesWithRDSAuth runs, for each sslmode with and without the
+// CA bundle, doctor's probe and rdsauth's own pool on the same connection
+// string: doctor passes exactly what the library connects with, fails what
+// it refuses as plaintext or cannot verify, and warns about what it
+// refuses as unverified TLS.
+func TestRDSTLSAgreesWithRDSAuth(t *testing.T) {
+	useEnv(t, shared)
+	ctx := context.Background()
+	cfg, err := shared.Config(ctx)
+	require.NoError(t, err)
+	for _, mode := range []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"} {
+		for _, ca := range []string{"", pgFront.CAFile()} {
+			t.Run(fmt.Sprintf("sslmode=%s CA=%v", mode, ca != ""), func(t *testing.T) {
+				dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=app dbname=app sslmode=%s", pgFront.Port(), mode)
+				if ca != "" {
+					dsn += " sslrootcert=" + ca
+				}
+				var lib string
+				pool, err := rdsauth.NewPool(ctx, dsn, cfg)
+				switch {
+				case errors.Is(err, rdsauth.ErrInsecureTransport):
+					lib = "plaintext refused"
+				case errors.Is(err, rdsauth.ErrUnverifiedTLS):
+					lib = "unverified refused"
+				case err != nil:
+					require.NoError(t, err)
+				default:
+					if err := pool.Ping(ctx); err != nil {
+						lib = "connect failed"
+					} else {
+						lib = "connected"
+					}
+					pool.Close()
+				}
+				rep, _ := runDoctor(t, func(o *doctor.Options) {
+					o.RDS = &doctor.RDSProbe{Endpoint: pgFront.Addr(), User: "app", Database: "app", SSLMode: mode, CAFile: ca}
+				})
+				c, _ := rep.Check(doctor.CheckRDS)
+				want := map[string]struct {
+					status doctor.Status
+					cause  doctor.Cause
+				}{
+					"plaintext refused":  {doctor.Fail, doctor.CauseRDSNoTLS},
+					"unverified refused": {doctor.Warn, doctor.CauseRDSUnverifiedTLS},
+					"connect failed":     {doctor.Fail, doctor.CauseRDSTLSUntrusted},
+					"connected":          {doctor.Pass, ""},
+				}[lib]
+				assert.Equal(t, want.status, c.Status, "rdsauth: %s; doctor: %+v", lib, c)
+				assert.Equal(t, want.cause, c.Cause, "rdsauth: %s; doctor: %+v", lib, c)
+			})
+		}
+	}
+}
+
 func TestRDSCauses(t *testing.T) {
 	useEnv(t, shared)
 	t.Run("endpoint without port", func(t *testing.T) {
@@ -484,6 +631,10 @@ func TestRDSCauses(t *testing.T) {
 		c := wantCheck(t, rep, doctor.CheckRDS, doctor.Fail, doctor.CauseRDSNoTLS)
 		assert.Contains(t, c.Detail, "the server answered a plaintext login", "the front was not asked")
 		assert.Equal(t, before, pgFront.Accepted(), "a plaintext login was accepted")
+		// The fix is what the library accepts: verified TLS, not require.
+		assert.Contains(t, c.Fix, "sslmode=verify-full")
+		assert.Contains(t, c.Fix, rdsCABundleURL)
+		assert.NotContains(t, c.Fix, "at least sslmode=require")
 	})
 	t.Run("user not allowed", func(t *testing.T) {
 		rep, _ := runDoctor(t, func(o *doctor.Options) {
@@ -586,5 +737,210 @@ func TestReportStatus(t *testing.T) {
 			}
 			assert.Equal(t, tc.want, doctor.Overall(rep))
 		})
+	}
+}
+
+// A second account holding a role the pod's role may be allowed to assume.
+const (
+	ledgerAccount = "444455556666"
+	ledgerRole    = "arn:aws:iam::" + ledgerAccount + ":role/ledger-reader"
+	ledgerID      = "ledger-7f3a"
+)
+
+// goName matches a Go identifier of the library (irsa.RoleTrustPolicy,
+// AssumeRoleOptions.ExternalID, Options.Region): a person running doctor
+// cannot act on it.
+var goName = regexp.MustCompile(`\b(irsa|rdsauth|elasticacheauth|s3store|secrets|aws|config|stscreds)\.[A-Z]\w*|\b\w*Options\.[A-Z]\w*`)
+
+func assertNoGoNames(t *testing.T, rep doctor.Report) {
+	t.Helper()
+	var b strings.Builder
+	require.NoError(t, rep.WriteJSON(&b))
+	assert.Empty(t, goName.FindAllString(b.String(), -1), "the report names Go API:\n%s", b.String())
+}
+
+// trustLedger puts the ledger role, trusting the role trustedBy with the
+// options, into a second account of env; allow gives the pod's role the
+// identity policy allowing sts:AssumeRole on it.
+func trustLedger(t *testing.T, env *awstest.Env, trustedBy string, allow bool, fns ...func(*irsa.RoleTrustPolicyOptions)) *iam.IAM {
+	t.Helper()
+	im2, err := env.AddAccount(ledgerAccount)
+	require.NoError(t, err)
+	trust, err := irsa.RoleTrustPolicy(trustedBy, fns...)
+	require.NoError(t, err)
+	require.NoError(t, im2.PutRole(ledgerRole, trust))
+	if allow {
+		require.NoError(t, env.AttachPolicy([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"`+ledgerRole+`"}]}`)))
+	}
+	return im2
+}
+
+func TestAssumeRole(t *testing.T) {
+	withID := func(o *irsa.RoleTrustPolicyOptions) { o.ExternalID = ledgerID }
+	t.Run("trusted, with the external id", func(t *testing.T) {
+		env := awstest.Start(t)
+		useEnv(t, env)
+		trustLedger(t, env, env.RoleARN, true, withID)
+		rep, log := runDoctor(t, func(o *doctor.Options) {
+			o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole, ExternalID: ledgerID}
+		})
+		c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Pass, "")
+		assert.Contains(t, c.Detail, "arn:aws:sts::"+ledgerAccount+":assumed-role/ledger-reader/irsactl-doctor")
+		assert.Contains(t, c.Detail, "(account "+ledgerAccount+")")
+		assert.Equal(t, doctor.StatusOK, rep.Status)
+		var sent []sts.Call
+		for _, call := range env.STS.CallLog() {
+			if call.Action == sts.ActionAssumeRole {
+				sent = append(sent, call)
+			}
+		}
+		require.Len(t, sent, 1, "sts:AssumeRole calls")
+		require.NotNil(t, rep.Stats.AssumedRole)
+		assert.EqualValues(t, 1, rep.Stats.AssumedRole.Fetches)
+		assert.Zero(t, rep.Stats.AssumedRole.Failures)
+		assert.Equal(t, ledgerID, sent[0].ExternalID)
+		assert.Equal(t, ledgerRole, sent[0].RoleArn)
+		assert.Contains(t, sent[0].Caller, ":assumed-role/mcp-server-role/", "called with the base role's credentials")
+		assertOnlyDialled(t, log, hostPort(t, env.STS.URL()))
+		assertNoGoNames(t, rep)
+	})
+
+	// Each refusal names its cause; the trust policy doctor prints is the
+	// one that, put on the role, admits the call doctor made.
+	for _, tc := range []struct {
+		name       string
+		trustedBy  func(env *awstest.Env) string
+		allow      bool
+		externalID string
+		fix        []string
+	}{
+		{"external id required, not sent", func(env *awstest.Env) string { return env.RoleARN }, true, "", []string{"pass --external-id"}},
+		{"the role trusts another role", func(env *awstest.Env) string { return "arn:aws:iam::111122223333:role/someone-else" }, true, ledgerID, []string{"Principal.AWS", "irsactl policy trust --assumed-by"}},
+		{"no identity policy for sts:AssumeRole", func(env *awstest.Env) string { return env.RoleARN }, false, ledgerID, []string{"identity policy of arn:aws:iam::" + sigv4.DefaultAccount + ":role/mcp-server-role must allow sts:AssumeRole on " + ledgerRole}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := awstest.Start(t)
+			useEnv(t, env)
+			im2 := trustLedger(t, env, tc.trustedBy(env), tc.allow, withID)
+			probe := func(o *doctor.Options) {
+				o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole, ExternalID: tc.externalID}
+			}
+			rep, _ := runDoctor(t, probe)
+			wantCheck(t, rep, doctor.CheckSTS, doctor.Pass, "")
+			c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Fail, doctor.CauseAssumeRoleDenied)
+			assert.Contains(t, c.Detail, "AccessDenied")
+			assert.Contains(t, c.Detail, env.STS.URL())
+			for _, s := range tc.fix {
+				assert.Contains(t, c.Fix, s)
+			}
+			assertNoGoNames(t, rep)
+			require.NotEmpty(t, c.Policy, "no trust policy printed")
+			want, err := irsa.RoleTrustPolicy(env.RoleARN, func(o *irsa.RoleTrustPolicyOptions) { o.ExternalID = tc.externalID })
+			require.NoError(t, err)
+			assert.JSONEq(t, string(want), string(c.Policy))
+			var text strings.Builder
+			require.NoError(t, rep.WriteText(&text))
+			assert.Contains(t, text.String(), "       policy:\n         {\n")
+			if !tc.allow {
+				return // the trust policy alone does not help
+			}
+			// The printed policy admits what doctor sent.
+			require.NoError(t, im2.PutRole(ledgerRole, c.Policy))
+			rep, _ = runDoctor(t, probe)
+			wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Pass, "")
+		})
+	}
+
+	t.Run("STS unreachable after the base check", func(t *testing.T) {
+		env := awstest.Start(t)
+		useEnv(t, env)
+		trustLedger(t, env, env.RoleARN, true)
+		rep, _ := runDoctor(t, doctor.BeforeAssume(func() { env.STS.SetDown(true) }), func(o *doctor.Options) {
+			o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole}
+		})
+		wantCheck(t, rep, doctor.CheckSTS, doctor.Pass, "")
+		c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Fail, doctor.CauseSTSUnreachable)
+		assert.Contains(t, c.Detail, env.STS.URL())
+		assert.Contains(t, c.Detail, "unreachable")
+		assert.Empty(t, c.Policy)
+	})
+
+	t.Run("base credentials refused", func(t *testing.T) {
+		env := awstest.Start(t)
+		useEnv(t, env)
+		trustLedger(t, env, env.RoleARN, true)
+		revoke := func() {
+			for _, call := range env.STS.CallLog() {
+				if call.Action == "AssumeRoleWithWebIdentity" && call.AccessKeyID != "" {
+					env.Registry.Revoke(call.AccessKeyID)
+				}
+			}
+		}
+		rep, _ := runDoctor(t, doctor.BeforeAssume(revoke), func(o *doctor.Options) {
+			o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole}
+		})
+		c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Fail, doctor.CauseAssumeBaseCredentials)
+		assert.Contains(t, c.Detail, "base credentials were refused")
+		assert.NotEmpty(t, c.Fix)
+		assertNoGoNames(t, rep)
+	})
+
+	t.Run("base credentials do not work: not tried", func(t *testing.T) {
+		env := awstest.Start(t)
+		useEnv(t, env)
+		trustLedger(t, env, env.RoleARN, true)
+		_, err := env.Issuer.WriteTokenFile(env.TokenFile, oidc.ServiceAccountSubject("mcp", "default"))
+		require.NoError(t, err)
+		rep, _ := runDoctor(t, func(o *doctor.Options) { o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole} })
+		wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Skip, "")
+		assert.Zero(t, env.STS.Calls(sts.ActionAssumeRole))
+	})
+
+	t.Run("malformed external id", func(t *testing.T) {
+		useEnv(t, shared)
+		rep, _ := runDoctor(t, func(o *doctor.Options) { o.AssumeRole = &doctor.AssumeRoleProbe{RoleARN: ledgerRole, ExternalID: "x"} })
+		c := wantCheck(t, rep, doctor.CheckAssumeRole, doctor.Fail, doctor.CauseAssumeRoleInvalid)
+		assert.Contains(t, c.Detail, "--external-id must be 2-1224 characters")
+		assertNoGoNames(t, rep)
+	})
+}
+
+func TestExplainAssume(t *testing.T) {
+	chain := &irsa.CredentialError{Mode: irsa.AssumedRole, RoleARN: ledgerRole, Code: "ValidationError", Reason: irsa.ErrRoleChainLimit,
+		Fix: "the base session's credentials are a role's: set AssumeRoleOptions.Duration to 1h or less",
+		Err: &smithy.GenericAPIError{Code: "ValidationError", Message: "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."}}
+	cause, detail, fix := doctor.ExplainAssume(fmt.Errorf("irsa: GetCallerIdentity: %w", chain), ledgerRole, "arn:aws:iam::111122223333:role/app")
+	assert.Equal(t, doctor.CauseRoleChainLimit, cause)
+	assert.Contains(t, detail, "1 hour session limit")
+	assert.Contains(t, fix, "1h or less")
+	assert.Empty(t, goName.FindAllString(detail+fix, -1))
+
+	other := &irsa.CredentialError{Mode: irsa.AssumedRole, Code: "RegionDisabledException", Reason: irsa.ErrSTSUnavailable, Fix: "activate STS in this region",
+		Err: &smithy.GenericAPIError{Code: "RegionDisabledException", Message: "STS is not activated in this region"}}
+	cause, detail, fix = doctor.ExplainAssume(other, ledgerRole, "arn:aws:iam::111122223333:role/app")
+	assert.Equal(t, doctor.CauseAssumeRoleFailed, cause)
+	assert.Contains(t, detail, "RegionDisabledException")
+	assert.Equal(t, "activate STS in this region", fix)
+}
+
+func TestAssumedAccount(t *testing.T) {
+	p := doctor.AssumeRoleProbe{RoleARN: ledgerRole}
+	c := doctor.Assumed(p, irsa.Identity{Account: ledgerAccount, Arn: "arn:aws:sts::" + ledgerAccount + ":assumed-role/ledger-reader/s"})
+	assert.Equal(t, doctor.Pass, c.Status)
+	c = doctor.Assumed(p, irsa.Identity{Account: "111122223333", Arn: "arn:aws:sts::111122223333:assumed-role/ledger-reader/s"})
+	assert.Equal(t, doctor.Warn, c.Status)
+	assert.Equal(t, doctor.CauseAssumeRoleAccount, c.Cause)
+	assert.Contains(t, c.Detail, "not the account of "+ledgerRole)
+}
+
+func TestRoleOfIdentity(t *testing.T) {
+	for in, want := range map[string]string{
+		"arn:aws:sts::111122223333:assumed-role/app/pod-1":    "arn:aws:iam::111122223333:role/app",
+		"arn:aws-cn:sts::111122223333:assumed-role/app/pod-1": "arn:aws-cn:iam::111122223333:role/app",
+		"arn:aws:iam::111122223333:user/dev":                  "arn:aws:iam::111122223333:user/dev",
+		"arn:aws:sts::111122223333:federated-user/dev":        "arn:aws:sts::111122223333:federated-user/dev",
+		"": "",
+	} {
+		assert.Equal(t, want, doctor.RoleOfIdentity(in), in)
 	}
 }

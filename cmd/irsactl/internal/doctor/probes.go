@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -14,10 +15,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/irsakit/irsakit/cmd/irsactl/internal/authtoken"
+	"github.com/irsakit/irsakit/rdsauth"
 )
 
 // RDSProbe connects to a PostgreSQL-compatible RDS/Aurora endpoint with
@@ -27,11 +30,15 @@ type RDSProbe struct {
 	User     string
 	// Database to connect to. Default "postgres".
 	Database string
-	// SSLMode as in libpq. Default "verify-full" with CAFile, else "require".
-	// IAM logins need TLS: "disable", "allow" and "prefer" fail the check,
-	// and the token is withheld.
+	// SSLMode as in libpq. Default "verify-full": the server's certificate
+	// and name are verified against CAFile, else the system roots. The
+	// connection is judged by rdsauth's rules, as the application's would
+	// be: "disable", "allow" and "prefer" fail the check and the token is
+	// withheld; "require" (TLS that checks no certificate, which rdsauth
+	// refuses unless the application opts in) is a warning.
 	SSLMode string
-	// CAFile is the RDS CA bundle (global-bundle.pem) for verify-full.
+	// CAFile is the RDS CA bundle (global-bundle.pem, RDSCABundleURL).
+	// Default: the system roots, which trust Aurora DSQL but not RDS.
 	CAFile string
 	// Region the token is signed for. Default: from the endpoint's name,
 	// else the session's region.
@@ -85,6 +92,31 @@ func tlsConfig(caFile, serverName string, verify bool) (*tls.Config, error) {
 	return tc, nil
 }
 
+// RDSCABundleURL is where the RDS CA bundle of the commercial regions is
+// published (GovCloud (US) and the China regions publish their own).
+const RDSCABundleURL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+// caAdvice says how to verify host's certificate: Aurora DSQL's chain to
+// public roots, RDS's to the RDS CA bundle.
+func caAdvice(host string) string {
+	if rdsauth.IsDSQLHost(host) {
+		return "connect with sslmode=verify-full: Aurora DSQL's certificates chain to public roots the system trusts; check the image's CA certificates"
+	}
+	return "connect with sslmode=verify-full and the RDS CA bundle: curl -fsSLO " + RDSCABundleURL +
+		" (GovCloud (US) and China regions: that partition's bundle) and pass it with --db-ca global-bundle.pem (psql: sslrootcert=global-bundle.pem)"
+}
+
+// tlsVerification says what the TLS of cc checks: Go's verification with
+// the host name (verify-full), or pgx's chain-only verifier (verify-ca, and
+// sslmode=require with sslrootcert, which libpq and pgx treat as
+// verify-ca).
+func tlsVerification(cc *pgx.ConnConfig) string {
+	if cc.TLSConfig != nil && !cc.TLSConfig.InsecureSkipVerify {
+		return "certificate and host name verified"
+	}
+	return "certificate chain verified, host name not checked"
+}
+
 func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 	c := Check{Name: CheckRDS}
 	host, port, err := authtoken.SplitRDSEndpoint(p.Endpoint)
@@ -93,7 +125,7 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 		c.Cause = CauseRDSBadEndpoint
 		if errors.Is(err, authtoken.ErrMissingPort) {
 			c.Cause = CauseRDSNoPort
-			c.Fix = fmt.Sprintf("use --rds %s (the cluster endpoint's port, normally 5432): a token signed for another host:port is refused with \"PAM authentication failed\"", net.JoinHostPort(p.Endpoint, "5432"))
+			c.Fix = fmt.Sprintf("use --db-endpoint %s (the cluster endpoint's port, normally 5432): a token signed for another host:port is refused with \"PAM authentication failed\"", net.JoinHostPort(p.Endpoint, "5432"))
 		}
 		return c
 	}
@@ -104,10 +136,7 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 		p.Database = "postgres"
 	}
 	if p.SSLMode == "" {
-		p.SSLMode = "require"
-		if p.CAFile != "" {
-			p.SSLMode = "verify-full"
-		}
+		p.SSLMode = "verify-full"
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
@@ -120,7 +149,7 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 	case "disable", "allow", "prefer":
 		c.Status, c.Cause = Fail, CauseRDSNoTLS
 		c.Detail = fmt.Sprintf("sslmode=%s: RDS IAM database authentication requires TLS; the token was withheld", p.SSLMode)
-		c.Fix = "connect with sslmode=verify-full and sslrootcert=global-bundle.pem (or at least sslmode=require); the irsakit library refuses weaker modes"
+		c.Fix = caAdvice(host) + "; the irsakit library refuses connections that may go without TLS, and sslmode=require unless the application opts in to unverified TLS"
 		cfg, err := pgconn.ParseConfig(dsn)
 		if err == nil {
 			cfg.Password = "irsactl-doctor-token-withheld"
@@ -136,43 +165,88 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 		}
 		return c
 	}
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		c.Status, c.Cause, c.Detail = Fail, CauseRDSBadEndpoint, err.Error()
+		if p.CAFile != "" {
+			c.Fix = "check --db-ca: it must be a readable PEM bundle (" + RDSCABundleURL + ")"
+		}
+		return c
+	}
 	cfgAWS, ok := s.config()
 	if !ok {
 		return skipNoCreds(CheckRDS)
 	}
 	region := p.Region
-	if region == "" {
-		region = authtoken.RDSRegion(host)
-	}
-	if region == "" {
+	if region == "" && authtoken.RDSRegion(host) == "" && !rdsauth.IsDSQLHost(host) {
 		region = cfgAWS.Region
 	}
-	tok, err := authtoken.RDS(ctx, cfgAWS.Credentials, p.Endpoint, p.User, region)
+	newSource := func(allowUnverified bool) (*rdsauth.TokenSource, error) {
+		return rdsauth.NewTokenSource(p.Endpoint, p.User, cfgAWS.Credentials, func(o *rdsauth.Options) {
+			o.Region = region
+			o.AllowUnverifiedTLS = allowUnverified
+			o.Logger = slog.New(slog.DiscardHandler)
+		})
+	}
+	// The library judges the connection's TLS, as it would in the
+	// application: plaintext and unverified TLS are refused before
+	// anything is sent.
+	src, err := newSource(false)
 	if err != nil {
-		c.Status, c.Cause, c.Detail = Fail, CauseRDSAuth, err.Error()
+		c.Status, c.Cause, c.Detail = Fail, CauseRDSAuth, cliText(err.Error())
 		return c
 	}
-	cfg, err := pgconn.ParseConfig(dsn)
-	if err != nil {
-		c.Status, c.Cause, c.Detail = Fail, CauseRDSBadEndpoint, err.Error()
-		return c
+	s.pgDial(&cc.Config)
+	verified := tlsVerification(cc)
+	unverified := false
+	if err := rdsauth.BeforeConnect(src)(ctx, cc); err != nil {
+		src.Close()
+		if !errors.Is(err, rdsauth.ErrUnverifiedTLS) {
+			c.Status, c.Cause, c.Detail = Fail, CauseRDSNoTLS, fmt.Sprintf("sslmode=%s: the token would not be protected by verified TLS", p.SSLMode)
+			c.Fix = caAdvice(host)
+			return c
+		}
+		// sslmode=require: what the operator asked for, reported as what it
+		// is after the login.
+		unverified = true
+		if src, err = newSource(true); err != nil {
+			c.Status, c.Cause, c.Detail = Fail, CauseRDSAuth, cliText(err.Error())
+			return c
+		}
+		if cc, err = pgx.ParseConfig(dsn); err != nil {
+			src.Close()
+			c.Status, c.Cause, c.Detail = Fail, CauseRDSBadEndpoint, err.Error()
+			return c
+		}
+		s.pgDial(&cc.Config)
+		if err := rdsauth.BeforeConnect(src)(ctx, cc); err != nil {
+			src.Close()
+			c.Status, c.Cause, c.Detail = Fail, CauseRDSAuth, cliText(err.Error())
+			return c
+		}
 	}
-	cfg.Password = tok
-	s.pgDial(cfg)
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	defer func() {
+		s.rep.Stats.RDS = rdsStats(src.Stats())
+		src.Close()
+	}()
+	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		c.Status = Fail
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
 			c.Cause = CauseRDSAuth
 			c.Detail = fmt.Sprintf("%s refused the IAM login of %s: %s", p.Endpoint, p.User, pgError(err))
-			c.Fix = fmt.Sprintf("check, in order: the role may rds-db:connect on arn:aws:rds-db:%s:ACCOUNT:dbuser:RESOURCE_ID/%s (irsactl policy rds); the user exists with GRANT rds_iam TO %s; IAM authentication is enabled on the cluster; the token is signed for the host:port you dial and region %s", region, p.User, p.User, region)
+			if rdsauth.IsDSQLHost(host) {
+				c.Fix = fmt.Sprintf("check, in order: the role may dsql:DbConnect (dsql:DbConnectAdmin for admin) on the cluster (irsactl policy dsql --db-endpoint %s --account ACCOUNT); a role other than admin is tied to this IAM role in the database (AWS IAM GRANT %s TO 'ROLE_ARN')", host, p.User)
+			} else {
+				c.Fix = fmt.Sprintf("check, in order: the role may rds-db:connect on arn:aws:rds-db:%s:ACCOUNT:dbuser:RESOURCE_ID/%s (irsactl policy rds); the user exists with GRANT rds_iam TO %s; IAM authentication is enabled on the cluster; the token is signed for the host:port you dial and region %s", src.Region(), p.User, p.User, src.Region())
+			}
 			return c
 		}
 		if tf := tlsFailure(err); tf != "" {
-			c.Cause = CauseRDSBadEndpoint
-			c.Detail = fmt.Sprintf("cannot connect to %s: %s", p.Endpoint, scrub(tf, tok))
-			c.Fix = "pass the RDS CA bundle with --db-ca (curl -fsSLO https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) and connect to the endpoint name its certificate carries"
+			c.Cause = CauseRDSTLSUntrusted
+			c.Detail = fmt.Sprintf("cannot connect to %s with sslmode=%s: %s; the token was not sent", p.Endpoint, p.SSLMode, tf)
+			c.Fix = caAdvice(host) + ", and connect to the endpoint name its certificate carries (not an IP address or a private DNS alias)"
 			return c
 		}
 		c.Cause = CauseRDSUnreachable
@@ -180,18 +254,25 @@ func (s *state) checkRDS(ctx context.Context, p RDSProbe) Check {
 		if why == "" {
 			why = err.Error()
 		}
-		c.Detail = fmt.Sprintf("cannot connect to %s: %s", p.Endpoint, scrub(why, tok))
+		c.Detail = fmt.Sprintf("cannot connect to %s: %s", p.Endpoint, why)
 		c.Fix = "check the security group allows the pod to reach the cluster on its port"
 		return c
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	res := conn.ExecParams(ctx, "SELECT current_user, split_part(version(), ' ', 2)", nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		c.Status, c.Cause, c.Detail = Fail, CauseRDSAuth, "logged in but the query failed: "+pgError(res.Err)
+	var user, version string
+	if err := conn.QueryRow(ctx, "SELECT current_user, split_part(version(), ' ', 2)").Scan(&user, &version); err != nil {
+		c.Status, c.Cause, c.Detail = Fail, CauseRDSAuth, "logged in but the query failed: "+pgError(err)
+		return c
+	}
+	login := fmt.Sprintf("IAM login to %s/%s as %s", p.Endpoint, p.Database, user)
+	if unverified {
+		c.Status, c.Cause = Warn, CauseRDSUnverifiedTLS
+		c.Detail = fmt.Sprintf("%s over TLS without certificate verification (sslmode=require), PostgreSQL %s: the server's certificate was not checked, so whoever can intercept the connection gets the token; the irsakit library refuses sslmode=require unless the application opts in to unverified TLS", login, version)
+		c.Fix = caAdvice(host)
 		return c
 	}
 	c.Status = Pass
-	c.Detail = fmt.Sprintf("IAM login to %s/%s as %s over TLS (sslmode=%s), PostgreSQL %s", p.Endpoint, p.Database, string(res.Rows[0][0]), p.SSLMode, string(res.Rows[0][1]))
+	c.Detail = fmt.Sprintf("%s over TLS (sslmode=%s, %s), PostgreSQL %s", login, p.SSLMode, verified, version)
 	return c
 }
 
@@ -292,11 +373,21 @@ func (s *state) checkRedis(ctx context.Context, p RedisProbe) Check {
 		if region == "" {
 			region = cfgAWS.Region
 		}
-		tok, err = authtoken.ElastiCache(ctx, cfgAWS.Credentials, p.CacheName, p.User, region, p.Serverless)
+		src, err := authtoken.ElastiCacheSource(cfgAWS.Credentials, p.CacheName, p.User, region, p.Serverless)
 		if err != nil {
-			c.Status, c.Cause, c.Detail = Fail, CauseRedisWrongPass, err.Error()
+			c.Status, c.Cause, c.Detail = Fail, CauseRedisWrongPass, cliText(err.Error())
 			return c
 		}
+		defer func() {
+			s.rep.Stats.ElastiCache = elastiCacheStats(src.Stats())
+			src.Close()
+		}()
+		t, err := src.Token(ctx)
+		if err != nil {
+			c.Status, c.Cause, c.Detail = Fail, CauseRedisWrongPass, cliText(err.Error())
+			return c
+		}
+		tok = t.Value()
 	}
 	tc, err := tlsConfig(p.CAFile, host, true)
 	if err != nil {

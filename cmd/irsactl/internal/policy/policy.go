@@ -1,6 +1,6 @@
 // Package policy maps irsactl's inputs onto the library's policy
-// generators (rdsauth.Policy, elasticacheauth.Policy, s3store.Policy,
-// secrets.Policy) and joins their documents for "irsactl policy combined"
+// generators (rdsauth.Policy, rdsauth.DSQLPolicy, elasticacheauth.Policy,
+// s3store.Policy, secrets.Policy) and joins their documents for "irsactl policy combined"
 // and the sandbox's role. It writes no policy of its own.
 package policy
 
@@ -22,7 +22,10 @@ type Inputs struct {
 	Partition, Account, Region string
 
 	ResourceID string   // rds: cluster-…, db-… or prx-…
-	DBUsers    []string // rds
+	DBUsers    []string // rds users, dsql roles
+
+	DSQLCluster string // dsql: the cluster id
+	DSQLAdmin   bool   // dsql: the admin role too
 
 	Cache                string   // elasticache: replication group or serverless cache
 	CacheUsers           []string // elasticache
@@ -35,11 +38,21 @@ type Inputs struct {
 }
 
 // ErrNothing: Combined was given no part.
-var ErrNothing = errors.New("no rds, elasticache, s3 or secrets inputs")
+var ErrNothing = errors.New("no rds, dsql, elasticache, s3 or secrets inputs")
 
 // RDS is rdsauth.Policy.
 func RDS(in Inputs) ([]byte, error) {
 	return rdsauth.Policy(in.Region, in.Account, in.ResourceID, in.DBUsers,
+		func(o *rdsauth.PolicyOptions) { o.Partition = in.Partition })
+}
+
+// DSQL is rdsauth.DSQLPolicy for DBUsers, and admin with DSQLAdmin.
+func DSQL(in Inputs) ([]byte, error) {
+	users := append([]string(nil), in.DBUsers...)
+	if in.DSQLAdmin {
+		users = append(users, "admin")
+	}
+	return rdsauth.DSQLPolicy(in.Region, in.Account, in.DSQLCluster, users,
 		func(o *rdsauth.PolicyOptions) { o.Partition = in.Partition })
 }
 
@@ -83,7 +96,8 @@ func Secrets(in Inputs) ([]byte, error) {
 }
 
 // Combined is one document with the statements of every part whose
-// identifying input (ResourceID, Cache, Bucket, Secrets) is set.
+// identifying input (ResourceID, DSQLCluster, Cache, Bucket, Secrets) is
+// set.
 func Combined(in Inputs) ([]byte, error) {
 	var docs [][]byte
 	for _, part := range []struct {
@@ -91,6 +105,7 @@ func Combined(in Inputs) ([]byte, error) {
 		gen func(Inputs) ([]byte, error)
 	}{
 		{in.ResourceID != "", RDS},
+		{in.DSQLCluster != "", DSQL},
 		{in.Cache != "", ElastiCache},
 		{in.Bucket != "", S3},
 		{len(in.Secrets) > 0, Secrets},
