@@ -69,7 +69,7 @@ func BenchmarkConnectionStorm(b *testing.B) {
 						return userID, t.Value(), err
 					}
 				}
-				rdb := redis.NewClient(stormOptions(func(o *redis.Options) { o.CredentialsProviderContext = provider }))
+				rdb := redis.NewClient(stormOptions(standalone.Front, func(o *redis.Options) { o.CredentialsProviderContext = provider }))
 				for _, c := range storm(b, ctx, rdb, n) {
 					c.Close()
 				}

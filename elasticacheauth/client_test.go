@@ -38,7 +38,7 @@ func TestGoRedisPanicsOnStickyConnectionsWithStreamingCredentials(t *testing.T) 
 	} {
 		t.Run(name, func(t *testing.T) {
 			// A fresh client: the sticky connection must be a new one.
-			rdb := redis.NewClient(stormOptions(func(o *redis.Options) { o.StreamingCredentialsProvider = scp }))
+			rdb := redis.NewClient(stormOptions(standalone.Front, func(o *redis.Options) { o.StreamingCredentialsProvider = scp }))
 			defer rdb.Close()
 			assert.Panics(t, func() { _ = use(rdb) }, "go-redis no longer panics: drop the once-authenticated client")
 		})

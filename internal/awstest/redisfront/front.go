@@ -54,9 +54,10 @@ const (
 	helloNoAuth    = "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
 )
 
-// handshakeTimeout bounds a client's TLS handshake. Generous: tests open
-// hundreds of connections at once on a loaded machine, and a front that
-// gives up first turns load into spurious "broken pipe" failures.
+// handshakeTimeout bounds a client's TLS handshake and the front's dial of
+// the real server. Generous: tests open hundreds of connections at once on
+// a loaded machine, and a front that gives up before the client does turns
+// load into spurious failures ("broken pipe", "backend unavailable").
 const handshakeTimeout = 60 * time.Second
 
 // Options configure a Front.
@@ -433,7 +434,7 @@ func (c *conn) forward(args [][]byte) {
 }
 
 func (c *conn) dialBackend() error {
-	d := net.Dialer{Timeout: 5 * time.Second}
+	d := net.Dialer{Timeout: handshakeTimeout}
 	b, err := d.Dial("tcp", c.f.backend)
 	if err != nil {
 		return err
