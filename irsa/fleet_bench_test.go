@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/irsakit/irsakit/internal/awstest"
@@ -65,9 +67,9 @@ func BenchmarkFleetStart(b *testing.B) {
 		}
 	}
 	discard := slog.New(slog.DiscardHandler)
-	irsaPodWith := func(jitter time.Duration) func(context.Context) (aws.CredentialsProvider, error) {
-		return func(ctx context.Context) (aws.CredentialsProvider, error) {
-			sess, err := irsa.Load(ctx, func(o *irsa.Options) { o.Logger, o.StartJitter = discard, jitter })
+	irsaPodWith := func(jitter time.Duration) func(context.Context, aws.HTTPClient) (aws.CredentialsProvider, error) {
+		return func(ctx context.Context, hc aws.HTTPClient) (aws.CredentialsProvider, error) {
+			sess, err := irsa.Load(ctx, func(o *irsa.Options) { o.Logger, o.StartJitter, o.HTTPClient = discard, jitter, hc })
 			if err != nil {
 				return nil, err
 			}
@@ -75,8 +77,8 @@ func BenchmarkFleetStart(b *testing.B) {
 		}
 	}
 	irsaPod := irsaPodWith(0)
-	sdkPod := func(ctx context.Context) (aws.CredentialsProvider, error) {
-		cfg, err := config.LoadDefaultConfig(ctx)
+	sdkPod := func(ctx context.Context, hc aws.HTTPClient) (aws.CredentialsProvider, error) {
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(hc))
 		if err != nil {
 			return nil, err
 		}
@@ -92,19 +94,23 @@ func BenchmarkFleetStart(b *testing.B) {
 
 // runFleet starts one pod per token file with newPod (which reads
 // AWS_WEB_IDENTITY_TOKEN_FILE when it loads, as a pod does at start) and
-// reports the fleet's figures.
-func runFleet(b *testing.B, env *awstest.Env, tokens []string, newPod func(context.Context) (aws.CredentialsProvider, error), down time.Duration) {
+// reports the fleet's figures. Each pod has its own HTTP transport, as a
+// process has; their idle connections are closed after each round, or the
+// rounds of -count would pile up thousands of them until open files run out.
+func runFleet(b *testing.B, env *awstest.Env, tokens []string, newPod func(context.Context, aws.HTTPClient) (aws.CredentialsProvider, error), down time.Duration) {
 	ctx := context.Background()
 	ideal := time.Duration(len(tokens)) * time.Second / fleetRate
 	var readyPct, callsPerPod, readyRatio, peakRatio float64
 	for range b.N {
 		b.StopTimer()
 		pods := make([]aws.CredentialsProvider, len(tokens))
+		transports := make([]*http.Transport, len(tokens))
 		for i, tok := range tokens {
 			if err := os.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tok); err != nil {
 				b.Fatal(err)
 			}
-			p, err := newPod(ctx)
+			transports[i] = awshttp.NewBuildableClient().GetTransport()
+			p, err := newPod(ctx, &http.Client{Transport: transports[i]})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -146,6 +152,9 @@ func runFleet(b *testing.B, env *awstest.Env, tokens []string, newPod func(conte
 		}
 		env.STS.SetDown(false)
 		env.STS.SetRateLimit(0, 0)
+		for _, tr := range transports {
+			tr.CloseIdleConnections()
+		}
 
 		n, last := 0, recovered
 		for _, t := range ready {
