@@ -58,6 +58,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/irsakit/irsakit/internal/awstest/oidc"
+	"github.com/irsakit/irsakit/internal/awstest/outage"
 	"github.com/irsakit/irsakit/internal/awstest/sigv4"
 	"github.com/irsakit/irsakit/internal/clock"
 )
@@ -111,7 +112,7 @@ type Server struct {
 	opts Options
 	clk  clock.Clock
 	hc   *http.Client
-	ln   *downListener
+	ln   *outage.Listener
 	srv  *http.Server
 	url  string
 
@@ -164,14 +165,14 @@ func New(reg *sigv4.Registry, iss *oidc.Issuer, optFns ...func(*Options)) (*Serv
 	}
 	s := &Server{
 		reg: reg, iss: iss, opts: o, clk: o.Clock, hc: hc,
-		ln:      &downListener{Listener: raw},
+		ln:      outage.Wrap(raw),
 		url:     "http://" + raw.Addr().String() + Path,
 		assoc:   map[string]string{},
 		credTTL: o.CredentialTTL,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serveCredentials)
-	s.srv = &http.Server{Handler: s.downGuard(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	s.srv = &http.Server{Handler: s.ln.Guard(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	go s.srv.Serve(s.ln) //nolint:errcheck // ErrServerClosed on Close
 	return s, nil
 }
@@ -220,7 +221,7 @@ func (s *Server) SetCredentialTTL(d time.Duration) {
 // SetDown takes the endpoint down (true) or brings it back (false). While
 // down, every connection is accepted and reset without an answer, as when
 // nothing serves the node's Pod Identity address.
-func (s *Server) SetDown(down bool) { s.ln.down.Store(down) }
+func (s *Server) SetDown(down bool) { s.ln.SetDown(down) }
 
 // FailNext answers the next n requests with 500 Internal Server Error.
 func (s *Server) FailNext(n int) {
@@ -443,46 +444,6 @@ func (s *Server) verifySignature(tok string) error {
 		return errors.New("signature does not verify")
 	}
 	return nil
-}
-
-func (s *Server) downGuard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ln.down.Load() {
-			if hj, ok := w.(http.Hijacker); ok {
-				if c, _, err := hj.Hijack(); err == nil {
-					if tc, ok := c.(*net.TCPConn); ok {
-						_ = tc.SetLinger(0)
-					}
-					c.Close()
-					return
-				}
-			}
-			panic(http.ErrAbortHandler)
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// downListener resets connections while down.
-type downListener struct {
-	net.Listener
-	down atomic.Bool
-}
-
-func (l *downListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if !l.down.Load() {
-			return c, nil
-		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-		c.Close()
-	}
 }
 
 func newRequestID() string {

@@ -14,12 +14,12 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"github.com/irsakit/irsakit/internal/awstest/iam"
+	"github.com/irsakit/irsakit/internal/awstest/outage"
 	"github.com/irsakit/irsakit/internal/awstest/sigv4"
 	"github.com/irsakit/irsakit/internal/clock"
 )
@@ -143,7 +143,7 @@ type Server struct {
 	iam  *iam.IAM
 	opts Options
 	clk  clock.Clock
-	ln   *downListener
+	ln   *outage.Listener
 	srv  *http.Server
 	url  string
 	hc   *http.Client
@@ -221,7 +221,7 @@ func New(reg *sigv4.Registry, im *iam.IAM, optFns ...func(*Options)) (*Server, e
 		closing:  make(chan struct{}),
 	}
 	s.setRateLimit(o.RateLimit, o.RateBurst)
-	s.ln = &downListener{Listener: raw}
+	s.ln = outage.Wrap(raw)
 	var ln net.Listener = s.ln
 	scheme := "http"
 	if o.Certificate != nil {
@@ -234,7 +234,7 @@ func New(reg *sigv4.Registry, im *iam.IAM, optFns ...func(*Options)) (*Server, e
 	}
 	s.url = scheme + "://" + raw.Addr().String()
 	s.srv = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
+		Handler:           s.ln.Guard(http.HandlerFunc(s.serveHTTP)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
@@ -329,7 +329,7 @@ func (s *Server) SetDelay(d time.Duration) {
 // has its connection closed without an answer: the SDK sees a transport
 // error (no AWS error code), retries it and gives up, so no credentials can
 // be obtained, exactly as when the regional endpoint is unreachable.
-func (s *Server) SetDown(down bool) { s.ln.down.Store(down) }
+func (s *Server) SetDown(down bool) { s.ln.SetDown(down) }
 
 // SetCredentialTTL sets the lifetime cap of credentials issued from now on.
 func (s *Server) SetCredentialTTL(d time.Duration) {
@@ -368,28 +368,6 @@ func (s *Server) ForgetKeys() {
 	s.mu.Lock()
 	s.keyCache = map[string]*providerKeys{}
 	s.mu.Unlock()
-}
-
-// downListener closes connections at once while down.
-type downListener struct {
-	net.Listener
-	down atomic.Bool
-}
-
-func (l *downListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if !l.down.Load() {
-			return c, nil
-		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // reset, like a dead endpoint behind a load balancer
-		}
-		c.Close()
-	}
 }
 
 // apiError is an answer in the ErrorResponse shape.
@@ -476,18 +454,6 @@ func writeError(w http.ResponseWriter, reqID string, e *apiError) {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.ln.down.Load() {
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				if tc, ok := c.(*net.TCPConn); ok {
-					_ = tc.SetLinger(0)
-				}
-				c.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
-	}
 	reqID := newRequestID()
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		writeError(w, reqID, &apiError{Status: http.StatusMethodNotAllowed, Code: "InvalidHttpRequest", Message: "STS accepts GET and POST"})
