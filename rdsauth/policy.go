@@ -26,19 +26,9 @@ type PolicyOptions struct {
 // RDS Proxy's ("prx-…"); not the instance name. Wildcards are refused: they
 // would not be least privilege. Errors wrap [ErrInvalidPolicyInput].
 func Policy(region, account, resourceID string, users []string, optFns ...func(*PolicyOptions)) ([]byte, error) {
-	var o PolicyOptions
-	for _, fn := range optFns {
-		fn(&o)
-	}
-	if !partition.ValidRegion(region) {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.RegionError("region", region))
-	}
-	p, err := partition.Resolve(o.Partition, region)
+	p, err := policyPartition(region, account, optFns)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicyInput, err)
-	}
-	if !partition.ValidAccount(account) {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.AccountError("account", account))
+		return nil, err
 	}
 	if err := checkResourceID(resourceID); err != nil {
 		return nil, err
@@ -64,6 +54,26 @@ func Policy(region, account, resourceID string, users []string, optFns ...func(*
 		Action:   policydoc.List{"rds-db:connect"},
 		Resource: resources,
 	}))
+}
+
+// policyPartition checks the region and account both generators share and
+// returns the ARNs' partition.
+func policyPartition(region, account string, optFns []func(*PolicyOptions)) (partition.Partition, error) {
+	var o PolicyOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if !partition.ValidRegion(region) {
+		return partition.Partition{}, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.RegionError("region", region))
+	}
+	p, err := partition.Resolve(o.Partition, region)
+	if err != nil {
+		return partition.Partition{}, fmt.Errorf("%w: %v", ErrInvalidPolicyInput, err)
+	}
+	if !partition.ValidAccount(account) {
+		return partition.Partition{}, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.AccountError("account", account))
+	}
+	return p, nil
 }
 
 func checkResourceID(id string) error {
@@ -116,19 +126,9 @@ func checkPolicyUser(u string) error {
 // database, by admin running AWS IAM GRANT ROLE TO 'IAM-ROLE-ARN'.
 // Errors wrap [ErrInvalidPolicyInput].
 func DSQLPolicy(region, account, clusterID string, users []string, optFns ...func(*PolicyOptions)) ([]byte, error) {
-	var o PolicyOptions
-	for _, fn := range optFns {
-		fn(&o)
-	}
-	if !partition.ValidRegion(region) {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.RegionError("region", region))
-	}
-	p, err := partition.Resolve(o.Partition, region)
+	p, err := policyPartition(region, account, optFns)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicyInput, err)
-	}
-	if !partition.ValidAccount(account) {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicyInput, partition.AccountError("account", account))
+		return nil, err
 	}
 	if err := checkClusterID(clusterID); err != nil {
 		return nil, err
