@@ -85,6 +85,14 @@ func BenchmarkToken(b *testing.B) {
 // to the real server, and reports how many tokens were minted and how many
 // STS calls were made per storm.
 func BenchmarkStorm(b *testing.B) {
+	poolStorm(b, func(n int) string { return dsn("app", fmt.Sprintf("pool_max_conns=%d", n)) }, fakeClock)
+}
+
+// poolStorm opens 500 connections at once on a new pool (from the DSN that
+// dsnFor gives for that many connections, configured by ConfigurePool with
+// optFns) with a new session, per iteration, and reports the tokens minted
+// and STS calls made per storm.
+func poolStorm(b *testing.B, dsnFor func(conns int) string, optFns ...func(*rdsauth.Options)) {
 	const n = 500
 	ctx := context.Background()
 	var mints, stsCalls int64
@@ -92,11 +100,11 @@ func BenchmarkStorm(b *testing.B) {
 		b.StopTimer()
 		waitBackendsGone(b)
 		cfg := sessionConfig(b)
-		poolCfg, err := pgxpool.ParseConfig(dsn("app", fmt.Sprintf("pool_max_conns=%d", n)))
+		poolCfg, err := pgxpool.ParseConfig(dsnFor(n))
 		if err != nil {
 			b.Fatal(err)
 		}
-		src, err := rdsauth.ConfigurePool(poolCfg, cfg, fakeClock)
+		src, err := rdsauth.ConfigurePool(poolCfg, cfg, optFns...)
 		if err != nil {
 			b.Fatal(err)
 		}
