@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -69,24 +68,11 @@ func (s *Server) assumeRole(r *http.Request, body []byte, form url.Values, call 
 	roleArn, roleOK := checkLength(&verr, form, "RoleArn", "roleArn", 20, 2048)
 	session, sessOK := checkLength(&verr, form, "RoleSessionName", "roleSessionName", 2, 64)
 	call.RoleArn, call.RoleSessionName = roleArn, session
-	if sessOK && !sessionNameRE.MatchString(session) {
-		verr.add(`Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\w+=,.@-]*`, shorten(session, ""))
+	if sessOK {
+		checkSessionName(&verr, session)
 	}
-	duration := time.Hour
-	if ds := form.Get("DurationSeconds"); ds != "" {
-		n, err := strconv.Atoi(ds)
-		switch {
-		case err != nil:
-			verr.add("Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must be an integer", shorten(ds, ""))
-		case n < 900:
-			verr.add("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900", n)
-		case n > 43200:
-			verr.add("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200", n)
-		default:
-			duration = time.Duration(n) * time.Second
-			call.DurationSeconds = n
-		}
-	}
+	duration, seconds := checkDuration(&verr, form)
+	call.DurationSeconds = seconds
 	if _, present := form["ExternalId"]; present {
 		if id, ok := checkLength(&verr, form, "ExternalId", "externalId", 2, 1224); ok {
 			if !externalIDRE.MatchString(id) {

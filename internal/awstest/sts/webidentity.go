@@ -124,24 +124,11 @@ func (s *Server) assumeRoleWithWebIdentity(ctx context.Context, form url.Values,
 	if token != "" {
 		call.TokenDigest = TokenDigest(token)
 	}
-	if sessOK && !sessionNameRE.MatchString(session) {
-		verr.add(`Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\w+=,.@-]*`, shorten(session, ""))
+	if sessOK {
+		checkSessionName(&verr, session)
 	}
-	duration := time.Hour
-	if ds := form.Get("DurationSeconds"); ds != "" {
-		n, err := strconv.Atoi(ds)
-		switch {
-		case err != nil:
-			verr.add("Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must be an integer", shorten(ds, ""))
-		case n < 900:
-			verr.add("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900", n)
-		case n > 43200:
-			verr.add("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200", n)
-		default:
-			duration = time.Duration(n) * time.Second
-			call.DurationSeconds = n
-		}
-	}
+	duration, seconds := checkDuration(&verr, form)
+	call.DurationSeconds = seconds
 	if e := verr.err(); e != nil {
 		return nil, e
 	}
@@ -418,4 +405,33 @@ func (s *Server) getJSON(ctx context.Context, u string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// checkSessionName checks a RoleSessionName against STS's pattern.
+func checkSessionName(verr *validationErrors, session string) {
+	if !sessionNameRE.MatchString(session) {
+		verr.add(`Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\w+=,.@-]*`, shorten(session, ""))
+	}
+}
+
+// checkDuration reads DurationSeconds as STS does: absent, one hour;
+// otherwise an integer from 900 to 43200. seconds is 0 when absent or
+// invalid.
+func checkDuration(verr *validationErrors, form url.Values) (d time.Duration, seconds int) {
+	ds := form.Get("DurationSeconds")
+	if ds == "" {
+		return time.Hour, 0
+	}
+	n, err := strconv.Atoi(ds)
+	switch {
+	case err != nil:
+		verr.add("Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must be an integer", shorten(ds, ""))
+	case n < 900:
+		verr.add("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900", n)
+	case n > 43200:
+		verr.add("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200", n)
+	default:
+		return time.Duration(n) * time.Second, n
+	}
+	return time.Hour, 0
 }
